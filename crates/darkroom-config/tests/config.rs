@@ -1,0 +1,139 @@
+//! Loading and validating project files.
+
+use std::path::Path;
+
+use darkroom_config::{ClientIp, Project, STARTER_TOML, SourceKind};
+
+fn env(name: &str) -> Option<String> {
+    match name {
+        "IP_SALT" => Some("pepper-pepper".into()),
+        "S3_SECRET" => Some("s3cr3t".into()),
+        _ => None,
+    }
+}
+
+fn load(text: &str) -> Result<Project, String> {
+    Project::from_str_with_env(Path::new("/p"), text, &env).map_err(|d| d.to_string())
+}
+
+#[test]
+fn starter_project_is_valid() {
+    let p = load(STARTER_TOML).expect("starter must validate");
+    assert_eq!(p.sources.len(), 1);
+    assert_eq!(p.sources[0].raw_table(), "raw_web");
+}
+
+#[test]
+fn init_writes_a_loadable_project() {
+    let dir = tempfile::tempdir().unwrap();
+    darkroom_config::write_starter(dir.path()).unwrap();
+    let p = Project::load_with_env(dir.path(), &env).unwrap();
+    assert_eq!(p.project.name, "my_company");
+    assert!(darkroom_config::write_starter(dir.path()).is_err(), "never overwrites");
+}
+
+#[test]
+fn every_problem_is_reported_at_once_with_lines() {
+    let text = r#"
+[project]
+name = "x"
+timezone = "Mars/Olympus"
+
+[[sources]]
+name = "web"
+kind = "nginx"
+path = "logs/{host}.log"
+colour = "blue"
+
+[[sources]]
+name = "Bad-Name"
+kind = "nginx"
+path = "logs/{host}/{date}.log"
+client_ip = "hash"
+
+[[sources]]
+name = "app"
+kind = "carrier_pigeon"
+path = "x/{date}"
+
+[[sources]]
+name = "events"
+kind = "jsonl"
+path = "logs/{date}/{hots}.jsonl"
+timestamp_field = "ts"
+date_format = "%Q"
+fields = { user = "uuid" }
+secret = "${NOT_SET_ANYWHERE}"
+
+[alerts]
+"#;
+    let err = load(text).unwrap_err();
+    let lines: Vec<&str> = err.lines().collect();
+    // unknown key, line 10
+    assert!(err.contains("darkroom.toml:10:1: unknown field `colour`"), "{err}");
+    // interpolation error names the variable
+    assert!(err.contains("NOT_SET_ANYWHERE"), "{err}");
+    // unknown section
+    assert!(err.contains("unknown section `alerts`"), "{err}");
+    // unknown kind names the choices
+    assert!(err.contains("carrier_pigeon"), "{err}");
+    assert!(err.contains(":20:"), "kind error on line 20: {err}");
+    assert!(err.contains("time zone `Mars/Olympus`"), "{err}");
+    assert!(err.contains("needs `client_ip_salt"), "{err}");
+    assert!(err.contains("`{hots}`"), "{err}");
+    assert!(err.contains("`%Q`"), "{err}");
+    assert!(err.contains("unknown type `uuid`"), "{err}");
+    assert!(lines.len() >= 9, "expected every problem, got:\n{err}");
+}
+
+#[test]
+fn semantic_errors_have_lines() {
+    let text = "[project]\nname = \"x\"\n\n[[sources]]\nname = \"Web\"\nkind = \"nginx\"\npath = \"logs/x.log\"\n\n[[sources]]\nname = \"a\"\nkind = \"nginx\"\npath = \"{date}\"\n[[sources]]\nname = \"a\"\nkind = \"nginx\"\npath = \"{date}\"\n";
+    let err = load(text).unwrap_err();
+    assert!(err.contains("darkroom.toml:5:8: source name `Web`"), "{err}");
+    assert!(err.contains("darkroom.toml:7:8: path `logs/x.log` has no `{date}`"), "{err}");
+    assert!(err.contains("darkroom.toml:14:8: duplicate source name `a` (first defined on line 10)"), "{err}");
+}
+
+#[test]
+fn syntax_errors_have_lines() {
+    let err = load("[project]\nname = \"x\nfoo = 1\n").unwrap_err();
+    assert!(err.contains("darkroom.toml:2:"), "{err}");
+}
+
+#[test]
+fn secrets_come_from_the_environment() {
+    let text = r#"
+[project]
+name = "x"
+timezone = "America/Toronto"
+
+[warehouse]
+location = "s3://bucket/wh"
+[warehouse.s3]
+secret_access_key = "${S3_SECRET}"
+
+[[sources]]
+name = "web"
+kind = "nginx"
+path = "logs/{host}/{date}.log.gz"
+client_ip = "hash"
+client_ip_salt = "${IP_SALT}"
+"#;
+    let p = load(text).unwrap();
+    assert_eq!(p.timezone(), chrono_tz::America::Toronto);
+    assert_eq!(
+        p.warehouse.s3.as_ref().unwrap().secret_access_key.as_deref(),
+        Some("s3cr3t")
+    );
+    match &p.sources[0].kind {
+        SourceKind::Nginx(n) => assert_eq!(n.client_ip, ClientIp::Hash { salt: "pepper-pepper".into() }),
+        SourceKind::Jsonl(_) => panic!("wrong kind"),
+    }
+}
+
+#[test]
+fn missing_project_section() {
+    let err = load("[warehouse]\nlocation = \"w\"\n").unwrap_err();
+    assert!(err.contains("missing [project] section"), "{err}");
+}

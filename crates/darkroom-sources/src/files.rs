@@ -1,0 +1,128 @@
+//! Reading a found file: fetch remote files to a local spool, checksum, detect gzip by its
+//! magic bytes, count bytes for progress.
+
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use futures::StreamExt;
+use object_store::ObjectStoreExt;
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+
+use crate::discover::{FileLocation, FoundFile};
+use crate::{Result, SourceError};
+
+/// A file ready to parse: a local path (the original, or a spooled copy of a remote one).
+#[derive(Debug, Clone)]
+pub struct LocalFile {
+    pub found: FoundFile,
+    pub local: PathBuf,
+    pub size: u64,
+    /// SHA-256 of the file's bytes as stored (compressed if gzip), hex.
+    pub checksum: String,
+}
+
+/// Make a found file local: remote objects are streamed to `spool` (never held in memory).
+pub async fn localize(found: FoundFile, spool: &Path) -> Result<LocalFile> {
+    let local = match &found.location {
+        FileLocation::Local { path, .. } => path.clone(),
+        FileLocation::Remote { store, path, url } => {
+            let target = spool.join(format!("{}", uuid::Uuid::new_v4().simple()));
+            let remote_err = |e| SourceError::Remote {
+                location: url.clone(),
+                source: e,
+            };
+            let result = store.get(path).await.map_err(remote_err)?;
+            let mut stream = result.into_stream();
+            let mut out = tokio::fs::File::create(&target)
+                .await
+                .map_err(|e| SourceError::io(&target, e))?;
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| SourceError::Remote {
+                    location: url.clone(),
+                    source: e,
+                })?;
+                out.write_all(&chunk)
+                    .await
+                    .map_err(|e| SourceError::io(&target, e))?;
+            }
+            out.flush().await.map_err(|e| SourceError::io(&target, e))?;
+            target
+        }
+    };
+    let path = local.clone();
+    let (size, checksum) = tokio::task::spawn_blocking(move || checksum_file(&path))
+        .await
+        .map_err(|e| SourceError::Internal(format!("checksum task failed: {e}")))??;
+    Ok(LocalFile {
+        found,
+        local,
+        size,
+        checksum,
+    })
+}
+
+/// Size and SHA-256 of a file, streamed.
+pub fn checksum_file(path: &Path) -> Result<(u64, String)> {
+    let mut file = File::open(path).map_err(|e| SourceError::io(path, e))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = file.read(&mut buf).map_err(|e| SourceError::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+    Ok((size, hex::encode(hasher.finalize())))
+}
+
+/// Counts the bytes read from the underlying file into a shared counter (for progress).
+pub struct CountingReader<R> {
+    inner: R,
+    counter: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.counter.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// Open a local file for line reading, decompressing gzip (detected by magic bytes, so a `.gz`
+/// that is really plain text, or a plain name holding gzip, both read right). Concatenated
+/// gzip members are read as one stream.
+pub fn open_decoded(path: &Path, counter: Arc<AtomicU64>) -> Result<Box<dyn Read + Send>> {
+    let mut file = File::open(path).map_err(|e| SourceError::io(path, e))?;
+    let mut magic = [0u8; 2];
+    let mut got = 0;
+    while got < 2 {
+        let n = file
+            .read(&mut magic[got..])
+            .map_err(|e| SourceError::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        got += n;
+    }
+    let file = File::open(path).map_err(|e| SourceError::io(path, e))?;
+    let counted = CountingReader {
+        inner: file,
+        counter,
+    };
+    if got == 2 && magic == [0x1f, 0x8b] {
+        Ok(Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(
+            1 << 16,
+            counted,
+        ))))
+    } else {
+        Ok(Box::new(counted))
+    }
+}

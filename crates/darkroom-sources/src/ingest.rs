@@ -1,0 +1,723 @@
+//! Ingesting one (source, file_date): find the files, recognise duplicates, parse every line,
+//! and write three tables — `raw_<source>` (parsed rows), `_quarantine_<source>` (lines that did
+//! not parse, byte-exact) and `_ingest_ledger` (what was read) — each by replacing exactly that
+//! date's partition.
+//!
+//! Parsing runs on its own thread and streams batches to the two table writers through bounded
+//! channels, so memory stays bounded whatever the file size. A writer only commits after the
+//! parser says it reached the end; a parser that stops early (error or panic) makes both writes
+//! fail, so a partial day is never committed. The ledger is written last: an ingest is done when
+//! its ledger commit exists.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Instant;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, Date32Array, RecordBatch, StringArray,
+};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimestampMicrosecondType};
+use chrono::NaiveDate;
+use darkroom_config::{Project, SourceConfig};
+use darkroom_logs::{LineReader, LogParser};
+use darkroom_storage::{PartitionWrite, Warehouse};
+use datafusion::common::ScalarValue;
+use datafusion::error::DataFusionError;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+
+use crate::discover::{FoundFile, PathTemplate};
+use crate::files::{LocalFile, localize, open_decoded};
+use crate::ledger::{self, Counts, LedgerRecord};
+use crate::quarantine::{self, QuarantineBuilder};
+use crate::{Result, SourceError, date_to_days, parsers};
+
+const HOUR_US: i64 = 3_600_000_000;
+/// Flush quarantined lines once they hold this many bytes.
+const QUARANTINE_FLUSH_BYTES: usize = 8 << 20;
+
+/// Shows progress of long work; the CLI draws a bar, tests and `--json` use [`NoProgress`].
+pub trait Progress: Send + Sync {
+    /// Work on `label` starts; `total` bytes will be counted into the returned counter.
+    fn begin(&self, label: &str, total: u64) -> Arc<AtomicU64>;
+    fn end(&self);
+}
+
+/// Progress that shows nothing.
+#[derive(Debug, Default)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn begin(&self, _label: &str, _total: u64) -> Arc<AtomicU64> {
+        Arc::new(AtomicU64::new(0))
+    }
+    fn end(&self) {}
+}
+
+/// What an ingest needs.
+pub struct IngestContext<'a> {
+    pub project: &'a Project,
+    pub warehouse: &'a Warehouse,
+    /// Object-store options for `s3://` log paths (endpoint, region, credentials).
+    pub remote_options: HashMap<String, String>,
+    pub progress: Arc<dyn Progress>,
+}
+
+/// One file's outcome.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FileReport {
+    pub host: String,
+    pub path: String,
+    pub size: u64,
+    pub checksum: String,
+    /// `ok`, `empty`, `duplicate` or `error`.
+    pub status: String,
+    pub detail: Option<String>,
+    #[serde(flatten)]
+    pub counts: Counts,
+}
+
+/// An expected file that is not there.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Missing {
+    /// The host, or `None` when the date has no file at all.
+    pub host: Option<String>,
+    pub expected_path: String,
+}
+
+/// The outcome of ingesting one (source, date).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct IngestReport {
+    pub source: String,
+    pub file_date: NaiveDate,
+    /// `ok`; `incomplete` (a host missing, a file unreadable, or every file a duplicate of
+    /// one already loaded; the rest was loaded); `missing` (no file at all: nothing was
+    /// replaced).
+    pub status: String,
+    pub files: Vec<FileReport>,
+    pub missing: Vec<Missing>,
+    pub totals: Counts,
+    pub raw_table: String,
+    pub raw_version: Option<u64>,
+    pub quarantine_table: String,
+    pub quarantine_version: Option<u64>,
+    pub ledger_version: u64,
+    pub fingerprint: String,
+    pub seconds: f64,
+}
+
+impl IngestReport {
+    pub fn is_ok(&self) -> bool {
+        self.status == "ok"
+    }
+}
+
+/// Ingest one date of one source.
+pub async fn ingest_date(
+    ctx: &IngestContext<'_>,
+    source: &SourceConfig,
+    date: NaiveDate,
+) -> Result<IngestReport> {
+    let started = Instant::now();
+    let name = source.name().to_string();
+    let template = PathTemplate::new(
+        source.files.path.get_ref(),
+        source.files.date_format.get_ref(),
+    );
+    let found = find_files(ctx, &template, date).await?;
+    let history = ledger::history(ctx.warehouse, &name, date).await?;
+
+    // Expected hosts: configured ones and those seen in the week before.
+    let found_hosts: BTreeSet<&str> = found.iter().map(|f| f.host.as_str()).collect();
+    let mut missing = Vec::new();
+    let expected: BTreeSet<&str> = source
+        .files
+        .hosts
+        .iter()
+        .map(String::as_str)
+        .chain(history.recent_hosts.iter().map(String::as_str))
+        .collect();
+    if found.is_empty() {
+        missing.push(Missing {
+            host: None,
+            expected_path: display_pattern(ctx.project, &template, date, None),
+        });
+    }
+    for host in expected.difference(&found_hosts) {
+        missing.push(Missing {
+            host: Some((*host).to_string()),
+            expected_path: display_pattern(ctx.project, &template, date, Some(host)),
+        });
+    }
+
+    // Fetch remote files, checksum everything, and recognise duplicates.
+    let spool = tempfile::tempdir().map_err(|e| SourceError::io(Path::new("<tmp>"), e))?;
+    let mut local = Vec::new();
+    for f in found {
+        local.push(localize(f, spool.path()).await?);
+    }
+    let mut files = Vec::new();
+    let mut reports = Vec::new();
+    let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    for f in local {
+        let path = f.found.location.display();
+        let duplicate_of = seen.get(&f.checksum).cloned().or_else(|| {
+            history
+                .checksums
+                .get(&f.checksum)
+                .map(|(d, p)| format!("{p} (file_date {d})"))
+        });
+        if let Some(original) = duplicate_of.filter(|_| f.size > 0) {
+            reports.push(FileReport {
+                host: f.found.host.clone(),
+                path,
+                size: f.size,
+                checksum: f.checksum.clone(),
+                status: "duplicate".into(),
+                detail: Some(format!("same bytes as {original}; not counted again")),
+                counts: Counts::default(),
+            });
+            continue;
+        }
+        seen.insert(f.checksum.clone(), path);
+        files.push(f);
+    }
+
+    let fingerprint = fingerprint(source, ctx.project, &files);
+    let days = date_to_days(date);
+    let mut raw_version = None;
+    let mut quarantine_version = None;
+    if !files.is_empty() {
+        let parser = parsers::build_parser(source, ctx.project.timezone())?;
+        let (outcome, versions) =
+            parse_and_write(ctx, source, date, days, &fingerprint, parser, files).await?;
+        raw_version = Some(versions.0);
+        quarantine_version = Some(versions.1);
+        reports.extend(outcome.files);
+        reports.sort_by(|a, b| (&a.host, &a.path).cmp(&(&b.host, &b.path)));
+        let ledger_records = build_ledger(&reports, &outcome.hours, &missing);
+        let ledger_version = write_ledger(ctx, &name, date, &fingerprint, &ledger_records).await?;
+        return Ok(finish_report(
+            source,
+            date,
+            reports,
+            missing,
+            raw_version,
+            quarantine_version,
+            ledger_version,
+            fingerprint,
+            started,
+        ));
+    }
+    reports.sort_by(|a, b| (&a.host, &a.path).cmp(&(&b.host, &b.path)));
+    let ledger_records = build_ledger(&reports, &BTreeMap::new(), &missing);
+    let ledger_version = write_ledger(ctx, &name, date, &fingerprint, &ledger_records).await?;
+    Ok(finish_report(
+        source,
+        date,
+        reports,
+        missing,
+        raw_version,
+        quarantine_version,
+        ledger_version,
+        fingerprint,
+        started,
+    ))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn finish_report(
+    source: &SourceConfig,
+    date: NaiveDate,
+    files: Vec<FileReport>,
+    missing: Vec<Missing>,
+    raw_version: Option<u64>,
+    quarantine_version: Option<u64>,
+    ledger_version: u64,
+    fingerprint: String,
+    started: Instant,
+) -> IngestReport {
+    let mut totals = Counts::default();
+    for f in &files {
+        totals.merge(&f.counts);
+    }
+    let status = if files.is_empty() {
+        "missing"
+    } else if raw_version.is_none()
+        || !missing.is_empty()
+        || files.iter().any(|f| f.status == "error")
+    {
+        "incomplete"
+    } else {
+        "ok"
+    };
+    IngestReport {
+        source: source.name().to_string(),
+        file_date: date,
+        status: status.to_string(),
+        files,
+        missing,
+        totals,
+        raw_table: source.raw_table(),
+        raw_version,
+        quarantine_table: source.quarantine_table(),
+        quarantine_version,
+        ledger_version,
+        fingerprint,
+        seconds: started.elapsed().as_secs_f64(),
+    }
+}
+
+fn display_pattern(
+    project: &Project,
+    template: &PathTemplate,
+    date: NaiveDate,
+    host: Option<&str>,
+) -> String {
+    let filled = template.fill(date, host);
+    if filled.contains("://") || Path::new(&filled).is_absolute() {
+        filled
+    } else {
+        project.root.join(filled).display().to_string()
+    }
+}
+
+async fn find_files(
+    ctx: &IngestContext<'_>,
+    template: &PathTemplate,
+    date: NaiveDate,
+) -> Result<Vec<FoundFile>> {
+    let text = template.as_str();
+    if let Some(rest) = text.strip_prefix("s3://") {
+        let (bucket, key_template) = rest.split_once('/').ok_or_else(|| SourceError::Template {
+            template: text.to_string(),
+            message: "an s3:// path needs a bucket and a key: s3://bucket/logs/{date}.log".into(),
+        })?;
+        let store = crate::remote::s3_store(bucket, &ctx.remote_options)?;
+        crate::discover::find_remote(
+            template,
+            store,
+            &format!("s3://{bucket}"),
+            key_template,
+            date,
+        )
+        .await
+    } else {
+        crate::discover::find_local(template, &ctx.project.root, date)
+    }
+}
+
+fn fingerprint(source: &SourceConfig, project: &Project, files: &[LocalFile]) -> String {
+    let mut h = Sha256::new();
+    h.update(env!("CARGO_PKG_VERSION"));
+    h.update(source.kind_name());
+    h.update(format!("{:?}", source.kind));
+    h.update(project.timezone().name());
+    for f in files {
+        h.update(format!(
+            "\n{}\t{}\t{}\t{}",
+            f.found.host,
+            f.found.location.display(),
+            f.size,
+            f.checksum
+        ));
+    }
+    hex::encode(h.finalize())
+}
+
+/// What the parser thread produced.
+struct ParseOutcome {
+    files: Vec<FileReport>,
+    /// (host, UTC hour start in µs or None) -> counts.
+    hours: BTreeMap<(String, Option<i64>), Counts>,
+}
+
+enum Msg {
+    Batch(RecordBatch),
+    Done,
+}
+
+/// A stream over a channel that ends cleanly only after `Done`.
+fn channel_stream(schema: SchemaRef, rx: mpsc::Receiver<Msg>) -> SendableRecordBatchStream {
+    let stream = futures::stream::unfold((rx, false), |(mut rx, finished)| async move {
+        if finished {
+            return None;
+        }
+        match rx.recv().await {
+            Some(Msg::Batch(b)) => Some((Ok(b), (rx, false))),
+            Some(Msg::Done) => None,
+            None => Some((
+                Err(DataFusionError::Execution(
+                    "the log parser stopped before the end of its input; nothing was committed"
+                        .into(),
+                )),
+                (rx, true),
+            )),
+        }
+    });
+    Box::pin(RecordBatchStreamAdapter::new(schema, stream))
+}
+
+/// The raw table's schema: the parser's columns, then lineage (`host`, `file`) and the
+/// partition column `file_date`. A parsed column that would clash is prefixed with `log_`.
+fn raw_schema(parser: &dyn LogParser) -> (SchemaRef, Vec<usize>) {
+    let parsed = parser.schema();
+    let mut fields: Vec<Field> = parsed
+        .fields()
+        .iter()
+        .map(|f| {
+            if matches!(f.name().as_str(), "host" | "file" | "file_date") {
+                f.as_ref().clone().with_name(format!("log_{}", f.name()))
+            } else {
+                f.as_ref().clone()
+            }
+        })
+        .collect();
+    let ts_index = parsed.index_of("event_ts").map_or_else(|_| Vec::new(), |i| vec![i]);
+    fields.push(Field::new("host", DataType::Utf8, false));
+    fields.push(Field::new("file", DataType::Utf8, false));
+    fields.push(Field::new("file_date", DataType::Date32, false));
+    (Arc::new(Schema::new(fields)), ts_index)
+}
+
+async fn parse_and_write(
+    ctx: &IngestContext<'_>,
+    source: &SourceConfig,
+    date: NaiveDate,
+    days: i32,
+    fingerprint: &str,
+    parser: Box<dyn LogParser>,
+    files: Vec<LocalFile>,
+) -> Result<(ParseOutcome, (u64, u64))> {
+    let (schema, ts_index) = raw_schema(parser.as_ref());
+    let Some(&ts_col) = ts_index.first() else {
+        return Err(SourceError::Internal("parser has no event_ts column".into()));
+    };
+    let (raw_tx, raw_rx) = mpsc::channel::<Msg>(2);
+    let (q_tx, q_rx) = mpsc::channel::<Msg>(2);
+    let total: u64 = files.iter().map(|f| f.size).sum();
+    let counter = ctx
+        .progress
+        .begin(&format!("{} {date}", source.name()), total);
+
+    let producer_schema = Arc::clone(&schema);
+    let producer = tokio::task::spawn_blocking(move || {
+        let mut p = Producer {
+            parser,
+            schema: producer_schema,
+            ts_col,
+            days,
+            raw_tx,
+            q_tx,
+            hours: BTreeMap::new(),
+        };
+        // On error `p` is dropped without sending `Done`: both writers then fail rather than
+        // commit a partial day.
+        p.run(files, &counter).map(|files| ParseOutcome {
+            files,
+            hours: std::mem::take(&mut p.hours),
+        })
+    });
+
+    let task = format!("ingest/{}/{date}", source.name());
+    let partition = vec![("file_date".to_string(), ScalarValue::Date32(Some(days)))];
+    let raw_write = ctx.warehouse.replace_partition(PartitionWrite {
+        table: source.raw_table(),
+        partition_columns: vec!["file_date".into()],
+        partition: partition.clone(),
+        schema: Arc::clone(&schema),
+        input: channel_stream(Arc::clone(&schema), raw_rx),
+        task: task.clone(),
+        fingerprint: fingerprint.to_string(),
+    });
+    let q_write = ctx.warehouse.replace_partition(PartitionWrite {
+        table: source.quarantine_table(),
+        partition_columns: vec![quarantine::PARTITION_COLUMN.into()],
+        partition,
+        schema: quarantine::schema(),
+        input: channel_stream(quarantine::schema(), q_rx),
+        task,
+        fingerprint: fingerprint.to_string(),
+    });
+    let (raw, quarantined, produced) = tokio::join!(raw_write, q_write, producer);
+    ctx.progress.end();
+    let produced = produced
+        .map_err(|e| SourceError::Internal(format!("log parser thread failed: {e}")))?;
+    let outcome = produced?;
+    let raw = raw?;
+    let quarantined = quarantined?;
+    Ok((outcome, (raw.table_version, quarantined.table_version)))
+}
+
+struct Producer {
+    parser: Box<dyn LogParser>,
+    schema: SchemaRef,
+    ts_col: usize,
+    days: i32,
+    raw_tx: mpsc::Sender<Msg>,
+    q_tx: mpsc::Sender<Msg>,
+    hours: BTreeMap<(String, Option<i64>), Counts>,
+}
+
+/// Per-file state while parsing.
+struct FileState {
+    host: String,
+    path: String,
+    counts: Counts,
+    /// Raw length (with terminator) of each parsed row of the pending batch.
+    row_bytes: Vec<u64>,
+    /// Quarantined lines of the pending batch: (parsed rows before it, raw length).
+    pending_quarantine: Vec<(usize, u64)>,
+    last_hour: Option<i64>,
+}
+
+impl Producer {
+    fn run(&mut self, files: Vec<LocalFile>, counter: &Arc<AtomicU64>) -> Result<Vec<FileReport>> {
+        let mut reports = Vec::new();
+        for f in files {
+            reports.push(self.parse_file(&f, counter)?);
+        }
+        self.send_raw(Msg::Done)?;
+        self.send_q(Msg::Done)?;
+        Ok(reports)
+    }
+
+    fn send_raw(&self, msg: Msg) -> Result<()> {
+        self.raw_tx
+            .blocking_send(msg)
+            .map_err(|_| SourceError::Internal("the raw table writer stopped".into()))
+    }
+
+    fn send_q(&self, msg: Msg) -> Result<()> {
+        self.q_tx
+            .blocking_send(msg)
+            .map_err(|_| SourceError::Internal("the quarantine writer stopped".into()))
+    }
+
+    fn parse_file(&mut self, f: &LocalFile, counter: &Arc<AtomicU64>) -> Result<FileReport> {
+        let path = f.found.location.display();
+        let mut state = FileState {
+            host: f.found.host.clone(),
+            path: path.clone(),
+            counts: Counts::default(),
+            row_bytes: Vec::new(),
+            pending_quarantine: Vec::new(),
+            last_hour: None,
+        };
+        let mut quarantine = QuarantineBuilder::new(&f.found.host, &path, self.days);
+        let mut error = None;
+        let reader = open_decoded(&f.local, Arc::clone(counter))?;
+        let mut lines = LineReader::new(reader);
+        let batch_size = darkroom_logs::DEFAULT_BATCH_SIZE;
+        loop {
+            match lines.next_line() {
+                Ok(Some(line)) => {
+                    let len = line.raw.len() as u64 + u64::from(line.terminated);
+                    match self.parser.push_line(line.text, line.number) {
+                        Ok(()) => state.row_bytes.push(len),
+                        Err(e) => {
+                            let reason = if line.terminated {
+                                e.reason.clone()
+                            } else {
+                                format!(
+                                    "{} (this last line has no newline: the file may have been \
+                                     cut while being written)",
+                                    e.reason
+                                )
+                            };
+                            quarantine.push(
+                                line.number,
+                                Some(e.column),
+                                e.field.as_deref(),
+                                &reason,
+                                line.raw,
+                            );
+                            state.pending_quarantine.push((self.parser.len(), len));
+                            if quarantine.buffered_bytes() >= QUARANTINE_FLUSH_BYTES {
+                                let batch = quarantine.finish()?;
+                                self.send_q(Msg::Batch(batch))?;
+                            }
+                        }
+                    }
+                    if self.parser.len() >= batch_size {
+                        self.flush(&mut state)?;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    error = Some(format!(
+                        "cannot read past line {}: {e} (corrupt or truncated file?); the {} lines \
+                         before were loaded",
+                        state.counts.lines + state.row_bytes.len() as u64
+                            + state.pending_quarantine.len() as u64,
+                        state.counts.lines + state.row_bytes.len() as u64
+                            + state.pending_quarantine.len() as u64,
+                    ));
+                    break;
+                }
+            }
+        }
+        self.flush(&mut state)?;
+        if !quarantine.is_empty() {
+            let batch = quarantine.finish()?;
+            self.send_q(Msg::Batch(batch))?;
+        }
+        let (status, detail) = match error {
+            Some(e) => ("error", Some(e)),
+            None if state.counts.lines == 0 => ("empty", Some("the file holds no lines".into())),
+            None => ("ok", None),
+        };
+        Ok(FileReport {
+            host: state.host,
+            path,
+            size: f.size,
+            checksum: f.checksum.clone(),
+            status: status.into(),
+            detail,
+            counts: state.counts,
+        })
+    }
+
+    fn flush(&mut self, state: &mut FileState) -> Result<()> {
+        if self.parser.is_empty() && state.pending_quarantine.is_empty() {
+            return Ok(());
+        }
+        let batch = self.parser.finish_batch()?;
+        let n = batch.num_rows();
+        let ts = batch
+            .column(self.ts_col)
+            .as_primitive_opt::<TimestampMicrosecondType>()
+            .cloned();
+        let mut pending = std::mem::take(&mut state.pending_quarantine).into_iter().peekable();
+        let row_bytes = std::mem::take(&mut state.row_bytes);
+        for i in 0..=n {
+            while let Some(&(before, len)) = pending.peek() {
+                if before != i {
+                    break;
+                }
+                pending.next();
+                let c = self
+                    .hours
+                    .entry((state.host.clone(), state.last_hour))
+                    .or_default();
+                c.lines += 1;
+                c.bytes += len;
+                c.quarantined += 1;
+                state.counts.lines += 1;
+                state.counts.bytes += len;
+                state.counts.quarantined += 1;
+            }
+            if i == n {
+                break;
+            }
+            let t = ts.as_ref().filter(|a| a.is_valid(i)).map(|a| a.value(i));
+            let hour = t.map(|t| t.div_euclid(HOUR_US) * HOUR_US);
+            let len = row_bytes.get(i).copied().unwrap_or(0);
+            let c = self.hours.entry((state.host.clone(), hour)).or_default();
+            c.lines += 1;
+            c.bytes += len;
+            c.rows += 1;
+            state.counts.lines += 1;
+            state.counts.bytes += len;
+            state.counts.rows += 1;
+            if let Some(t) = t {
+                c.add_event(t);
+                state.counts.add_event(t);
+            }
+            state.last_hour = hour.or(state.last_hour);
+        }
+        if n > 0 {
+            let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+            columns.push(Arc::new(StringArray::from(vec![state.host.as_str(); n])));
+            columns.push(Arc::new(StringArray::from(vec![state.path.as_str(); n])));
+            columns.push(Arc::new(Date32Array::from(vec![self.days; n])));
+            let out = RecordBatch::try_new(Arc::clone(&self.schema), columns)?;
+            self.send_raw(Msg::Batch(out))?;
+        }
+        Ok(())
+    }
+}
+
+fn build_ledger(
+    files: &[FileReport],
+    hours: &BTreeMap<(String, Option<i64>), Counts>,
+    missing: &[Missing],
+) -> Vec<LedgerRecord> {
+    let mut records = Vec::new();
+    for ((host, hour), counts) in hours {
+        records.push(LedgerRecord {
+            record: "hour",
+            host: Some(host.clone()),
+            hour_us: *hour,
+            file: None,
+            counts: counts.clone(),
+            file_size: None,
+            checksum: None,
+            status: "ok".into(),
+            detail: None,
+        });
+    }
+    for f in files {
+        records.push(LedgerRecord {
+            record: "file",
+            host: Some(f.host.clone()),
+            hour_us: None,
+            file: Some(f.path.clone()),
+            counts: f.counts.clone(),
+            file_size: Some(f.size),
+            checksum: Some(f.checksum.clone()),
+            status: f.status.clone(),
+            detail: f.detail.clone(),
+        });
+    }
+    for m in missing {
+        records.push(LedgerRecord {
+            record: "missing",
+            host: m.host.clone(),
+            hour_us: None,
+            file: None,
+            counts: Counts::default(),
+            file_size: None,
+            checksum: None,
+            status: "missing".into(),
+            detail: Some(format!("no file matching {}", m.expected_path)),
+        });
+    }
+    records
+}
+
+async fn write_ledger(
+    ctx: &IngestContext<'_>,
+    source: &str,
+    date: NaiveDate,
+    fingerprint: &str,
+    records: &[LedgerRecord],
+) -> Result<u64> {
+    let now = chrono::Utc::now().timestamp_micros();
+    let batch = ledger::to_batch(source, date, now, records)?;
+    let schema = ledger::schema();
+    let input: SendableRecordBatchStream = Box::pin(RecordBatchStreamAdapter::new(
+        Arc::clone(&schema),
+        futures::stream::iter(vec![Ok(batch)]),
+    ));
+    let outcome = ctx
+        .warehouse
+        .replace_partition(PartitionWrite {
+            table: ledger::LEDGER_TABLE.into(),
+            partition_columns: ledger::partition_columns(),
+            partition: vec![
+                ("source".into(), ScalarValue::Utf8(Some(source.to_string()))),
+                ("file_date".into(), ScalarValue::Date32(Some(date_to_days(date)))),
+            ],
+            schema,
+            input,
+            task: format!("ingest/{source}/{date}"),
+            fingerprint: fingerprint.to_string(),
+        })
+        .await?;
+    Ok(outcome.table_version)
+}

@@ -1,0 +1,199 @@
+//! The Darkroom warehouse: Delta Lake tables under one location, and the DataFusion session
+//! every reader shares.
+//!
+//! This crate owns where tables live (a local folder or `s3://bucket/prefix`), how a partition
+//! is written (it replaces exactly that partition, and the same commit records the partition as
+//! complete with the fingerprint of its inputs), how tables are listed and described, and the
+//! SQL session with every table registered.
+//!
+//! It must not know what the tables mean: sources, models and checks decide what to write;
+//! this crate makes each write atomic and idempotent.
+
+mod error;
+pub mod failpoint;
+mod location;
+mod session;
+mod write;
+
+pub use error::{Result, StorageError};
+pub use location::{Location, StorageSettings};
+pub use session::{QueryResult, file_table_hint, run_sql};
+pub use write::{Completion, PartitionWrite, WriteOutcome, ZSTD_LEVEL, partition_predicate, writer_properties};
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use datafusion::prelude::SessionContext;
+use deltalake::{DeltaTable, DeltaTableBuilder};
+use url::Url;
+
+/// Install the S3 handlers in delta-rs. Call once at start-up, before opening an `s3://`
+/// warehouse; calling it again is harmless.
+pub fn register_object_store_handlers() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| deltalake::aws::register_handlers(None));
+}
+
+/// The warehouse: a location holding Delta tables, one folder each.
+#[derive(Clone)]
+pub struct Warehouse {
+    location: Location,
+    storage_options: HashMap<String, String>,
+}
+
+impl std::fmt::Debug for Warehouse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // storage options hold credentials: never print them
+        f.debug_struct("Warehouse")
+            .field("location", &self.location)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What `darkroom tables` shows for one table.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TableInfo {
+    pub name: String,
+    pub version: u64,
+    pub rows: u64,
+    pub files: u64,
+    pub bytes: u64,
+    pub partition_columns: Vec<String>,
+    pub partitions: u64,
+    pub last_partition: Option<String>,
+}
+
+impl Warehouse {
+    /// Open (or prepare) the warehouse. Nothing is written until a table is.
+    pub fn open(settings: StorageSettings) -> Result<Self> {
+        register_object_store_handlers();
+        let location = settings.location;
+        if let Location::Local(path) = &location {
+            std::fs::create_dir_all(path).map_err(|e| StorageError::Io {
+                path: path.display().to_string(),
+                source: e,
+            })?;
+        }
+        Ok(Self {
+            location,
+            storage_options: settings.options,
+        })
+    }
+
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+
+    /// The URL of a table's folder.
+    pub fn table_url(&self, name: &str) -> Result<Url> {
+        self.location.child_url(name)
+    }
+
+    fn builder(&self, name: &str) -> Result<DeltaTableBuilder> {
+        let url = self.table_url(name)?;
+        Ok(DeltaTableBuilder::from_url(url)
+            .map_err(|e| StorageError::delta(name, e))?
+            .with_storage_options(self.storage_options.clone()))
+    }
+
+    /// Open a table at its latest version; `None` if it does not exist yet.
+    pub async fn table(&self, name: &str) -> Result<Option<DeltaTable>> {
+        let mut table = self
+            .builder(name)?
+            .build()
+            .map_err(|e| StorageError::delta(name, e))?;
+        let exists = table
+            .verify_deltatable_existence()
+            .await
+            .map_err(|e| StorageError::delta(name, e))?;
+        if !exists {
+            return Ok(None);
+        }
+        table.load().await.map_err(|e| StorageError::delta(name, e))?;
+        Ok(Some(table))
+    }
+
+    /// A table handle that may not exist yet (for creating it with a first write).
+    pub(crate) fn table_handle(&self, name: &str) -> Result<DeltaTable> {
+        self.builder(name)?
+            .build()
+            .map_err(|e| StorageError::delta(name, e))
+    }
+
+    /// Names of every Delta table in the warehouse, sorted.
+    pub async fn list_tables(&self) -> Result<Vec<String>> {
+        let root = self.location.root_url()?;
+        let store = DeltaTableBuilder::from_url(root)
+            .map_err(|e| StorageError::delta("<warehouse>", e))?
+            .with_storage_options(self.storage_options.clone())
+            .build_storage()
+            .map_err(|e| StorageError::delta("<warehouse>", e))?
+            .object_store(None);
+        let listing = store
+            .list_with_delimiter(None)
+            .await
+            .map_err(|e| StorageError::ObjectStore {
+                location: self.location.to_string(),
+                source: e,
+            })?;
+        let mut names = BTreeSet::new();
+        for prefix in listing.common_prefixes {
+            let Some(name) = prefix.filename().map(str::to_string) else {
+                continue;
+            };
+            let log = prefix.clone().join("_delta_log");
+            let mut entries = store.list(Some(&log));
+            use futures::StreamExt;
+            if let Some(Ok(_)) = entries.next().await {
+                names.insert(name);
+            }
+        }
+        Ok(names.into_iter().collect())
+    }
+
+    /// Rows, files, bytes and partitions of a table, from its Delta log (no data scanned).
+    pub async fn table_info(&self, name: &str) -> Result<Option<TableInfo>> {
+        let Some(table) = self.table(name).await? else {
+            return Ok(None);
+        };
+        let state = table.snapshot().map_err(|e| StorageError::delta(name, e))?;
+        let partition_columns = state.metadata().partition_columns().to_vec();
+        let batch = state
+            .add_actions_table(true)
+            .map_err(|e| StorageError::delta(name, e))?;
+        let info = session::summarize_add_actions(name, state.version(), partition_columns, &batch);
+        Ok(Some(info))
+    }
+
+    /// A fresh SQL session with every warehouse table registered under its name, and file
+    /// paths allowed in `FROM` (`SELECT * FROM 'data/x.parquet'`). Every reader uses this.
+    pub async fn session(&self) -> Result<SessionContext> {
+        let ctx = session::new_context();
+        for name in self.list_tables().await? {
+            if let Some(table) = self.table(&name).await? {
+                self.register(&ctx, &name, &table).await?;
+            }
+        }
+        Ok(ctx)
+    }
+
+    /// Register one table in a session.
+    pub async fn register(&self, ctx: &SessionContext, name: &str, table: &DeltaTable) -> Result<()> {
+        table
+            .update_datafusion_session(&ctx.state())
+            .map_err(|e| StorageError::delta(name, e))?;
+        let provider = table
+            .table_provider()
+            .await
+            .map_err(|e| StorageError::DataFusion {
+                context: format!("opening table {name}"),
+                source: e,
+            })?;
+        ctx.register_table(name, Arc::clone(&provider))
+            .map_err(|e| StorageError::DataFusion {
+                context: format!("registering table {name}"),
+                source: e,
+            })?;
+        Ok(())
+    }
+}

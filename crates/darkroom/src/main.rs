@@ -1,0 +1,80 @@
+//! `darkroom`: the one binary. Command-line parsing and wiring only; the work happens in the
+//! library crates.
+
+mod cli;
+mod commands;
+mod output;
+mod progress;
+mod project;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Exit codes, documented in `darkroom --help`.
+pub mod exit {
+    /// Everything asked was done.
+    pub const OK: u8 = 0;
+    /// The command failed; nothing (more) was done.
+    pub const FAILED: u8 = 1;
+    /// The command line could not be understood (clap's own code).
+    pub const USAGE: u8 = 2;
+    /// The work was done but something expected was missing or unreadable (a host's log file,
+    /// a corrupt file): read the report.
+    pub const INCOMPLETE: u8 = 3;
+}
+
+fn main() -> ExitCode {
+    // rustls can see two crypto providers (ring and aws-lc-rs) through different crates;
+    // choose one before anything opens a connection. An error means one is already installed.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+
+    let cli = cli::Cli::parse();
+    init_tracing(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("darkroom")
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("darkroom: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::FAILED);
+        }
+    };
+    match runtime.block_on(commands::run(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            if is_broken_pipe(&e) {
+                return ExitCode::from(exit::OK);
+            }
+            eprintln!("error: {e:#}");
+            ExitCode::from(exit::FAILED)
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info,darkroom=info",
+        2 => "debug",
+        _ => "trace",
+    };
+    // delta-rs warns on every write that it keeps no statistics for binary columns (the
+    // quarantine's raw bytes): expected, and not the user's concern.
+    let default = format!("{default},deltalake_core::writer::stats=error");
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DARKROOM_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

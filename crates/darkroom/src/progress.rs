@@ -1,0 +1,58 @@
+//! Progress bars on a terminal; nothing under `--json` or when stderr is not a TTY.
+
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use darkroom_sources::{NoProgress, Progress};
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// A progress reporter: a bar when attached to a terminal and not asked for JSON.
+pub fn reporter(json: bool) -> Arc<dyn Progress> {
+    if json || !std::io::stderr().is_terminal() {
+        Arc::new(NoProgress)
+    } else {
+        Arc::new(Bar::default())
+    }
+}
+
+#[derive(Default)]
+struct Bar {
+    current: Mutex<Option<(ProgressBar, Arc<AtomicBool>)>>,
+}
+
+impl Progress for Bar {
+    fn begin(&self, label: &str, total: u64) -> Arc<AtomicU64> {
+        let counter = Arc::new(AtomicU64::new(0));
+        let bar = ProgressBar::new(total);
+        let style = ProgressStyle::with_template(
+            "{msg:>24} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+        bar.set_style(style);
+        bar.set_message(label.to_string());
+        let stop = Arc::new(AtomicBool::new(false));
+        let (b, c, s) = (bar.clone(), Arc::clone(&counter), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                b.set_position(c.load(Ordering::Relaxed));
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        if let Ok(mut cur) = self.current.lock() {
+            *cur = Some((bar, stop));
+        }
+        counter
+    }
+
+    fn end(&self) {
+        if let Ok(mut cur) = self.current.lock()
+            && let Some((bar, stop)) = cur.take()
+        {
+            stop.store(true, Ordering::Relaxed);
+            bar.finish_and_clear();
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! Finding and loading the project, and opening its warehouse.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow};
+use darkroom_config::Project;
+use darkroom_storage::{Location, StorageSettings, Warehouse};
+
+/// The project folder: `--project`, else the current folder or a parent holding darkroom.toml.
+pub fn project_dir(explicit: Option<&Path>) -> Result<PathBuf> {
+    if let Some(dir) = explicit {
+        return Ok(dir.to_path_buf());
+    }
+    let cwd = std::env::current_dir().context("cannot read the current folder")?;
+    Project::discover(&cwd).ok_or_else(|| {
+        anyhow!(
+            "no darkroom.toml in {} or any parent folder: run `darkroom init DIR` to create a \
+             project, or pass --project DIR",
+            cwd.display()
+        )
+    })
+}
+
+/// Load and validate the project; every problem is listed in the error.
+pub fn load(explicit: Option<&Path>) -> Result<Project> {
+    let dir = project_dir(explicit)?;
+    let project = Project::load(&dir).map_err(|d| {
+        anyhow!(
+            "{d}\n{} problem(s) in the project; `darkroom validate` lists them too",
+            d.len()
+        )
+    })?;
+    let parser_problems = darkroom_sources::validate(&project);
+    if !parser_problems.is_empty() {
+        return Err(anyhow!("{parser_problems}"));
+    }
+    Ok(project)
+}
+
+/// S3 options for the project: `[warehouse.s3]` values, else the `AWS_*` environment.
+pub fn s3_options(project: &Project) -> HashMap<String, String> {
+    let s3 = project.warehouse.s3.clone().unwrap_or_default();
+    StorageSettings::s3_options(
+        s3.endpoint,
+        s3.region,
+        s3.access_key_id,
+        s3.secret_access_key,
+        s3.allow_http,
+        &|name| std::env::var(name).ok(),
+    )
+}
+
+/// Open the project's warehouse.
+pub fn warehouse(project: &Project) -> Result<Warehouse> {
+    let location = Location::parse(project.warehouse.location.get_ref(), &project.root)?;
+    let options = match location {
+        Location::Remote(_) => s3_options(project),
+        Location::Local(_) => HashMap::new(),
+    };
+    Ok(Warehouse::open(StorageSettings { location, options })?)
+}
