@@ -32,11 +32,7 @@ pub fn expand(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String
                 ));
             };
             let name = &tail[..end];
-            if name.is_empty()
-                || !name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
-            {
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 return Err(format!(
                     "`${{{name}}}` is not a valid environment variable name (letters, digits and _)"
                 ));
@@ -78,14 +74,10 @@ fn expand_value(
 ) {
     let span = value.span();
     match value.get_mut() {
-        DeValue::String(s) => {
-            if s.contains('$') {
-                match expand(s, env) {
-                    Ok(expanded) => *s = expanded.into(),
-                    Err(message) => errors.push(InterpolationError { span, message }),
-                }
-            }
-        }
+        DeValue::String(s) if s.contains('$') => match expand(s, env) {
+            Ok(expanded) => *s = expanded.into(),
+            Err(message) => errors.push(InterpolationError { span, message }),
+        },
         DeValue::Array(items) => {
             for item in items.iter_mut() {
                 expand_value(item, env, errors);
@@ -110,7 +102,10 @@ mod tests {
 
     #[test]
     fn expands_set_variables() {
-        assert_eq!(expand("x=${DB_URL};", &env).unwrap(), "x=postgres://u:p@h/db;");
+        assert_eq!(
+            expand("x=${DB_URL};", &env).unwrap(),
+            "x=postgres://u:p@h/db;"
+        );
         assert_eq!(expand("${EMPTY}", &env).unwrap(), "");
         assert_eq!(expand("cost $5", &env).unwrap(), "cost $5");
         assert_eq!(expand("$${DB_URL}", &env).unwrap(), "${DB_URL}");

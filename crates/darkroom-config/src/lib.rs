@@ -17,8 +17,8 @@ mod starter;
 
 pub use diagnostics::{Diagnostic, Diagnostics, SourceFile};
 pub use model::{
-    ClientIp, JsonlSourceConfig, LogFiles, NestedMode, NginxSourceConfig, ProjectSection,
-    S3Config, SourceConfig, SourceKind, WarehouseConfig, JSONL_FIELD_TYPES,
+    ClientIp, JSONL_FIELD_TYPES, JsonlSourceConfig, LogFiles, NestedMode, NginxSourceConfig,
+    ProjectSection, S3Config, SourceConfig, SourceKind, WarehouseConfig,
 };
 pub use starter::{STARTER_TOML, write_starter};
 

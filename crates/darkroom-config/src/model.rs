@@ -97,7 +97,9 @@ pub enum ClientIp {
     /// Zero the host part: /24 for IPv4, /48 for IPv6.
     Truncate,
     /// Replace by a salted hash; the salt comes from the environment.
-    Hash { salt: String },
+    Hash {
+        salt: String,
+    },
 }
 
 /// How nested JSON objects become columns.
@@ -350,9 +352,7 @@ fn deserialize<T: serde::de::DeserializeOwned>(
                     .strip_prefix("unknown field `")
                     .and_then(|rest| rest.split_once('`'))
                     .map(|(name, _)| name.to_string());
-                let Some(unknown) = unknown else {
-                    return None;
-                };
+                let unknown = unknown?;
                 let DeValue::Table(table) = value.get_mut() else {
                     return None;
                 };
@@ -404,7 +404,10 @@ fn raw_source(
 ) -> Option<RawSource> {
     let span = item.span();
     let DeValue::Table(table) = item.into_inner() else {
-        diags.push(file.error(span, "each source must be a table: write it as `[[sources]]`"));
+        diags.push(file.error(
+            span,
+            "each source must be a table: write it as `[[sources]]`",
+        ));
         return None;
     };
     let mut kind = None;
@@ -420,7 +423,10 @@ fn raw_source(
     let Some(kind) = kind else {
         diags.push(file.error(
             span,
-            format!("source has no `kind`; expected one of {}", SOURCE_KINDS.join(", ")),
+            format!(
+                "source has no `kind`; expected one of {}",
+                SOURCE_KINDS.join(", ")
+            ),
         ));
         return None;
     };
@@ -495,9 +501,7 @@ fn client_ip(
         other => {
             diags.push(file.error(
                 mode_span,
-                format!(
-                    "unknown client_ip mode `{other}`; expected one of keep, truncate, hash"
-                ),
+                format!("unknown client_ip mode `{other}`; expected one of keep, truncate, hash"),
             ));
             None
         }
@@ -578,7 +582,9 @@ fn validate(
         ));
     }
     let location = warehouse.location.get_ref();
-    if location.contains("://") && !location.starts_with("s3://") && !location.starts_with("file://")
+    if location.contains("://")
+        && !location.starts_with("s3://")
+        && !location.starts_with("file://")
     {
         diags.push(file.error(
             warehouse.location.span(),
@@ -658,7 +664,9 @@ fn validate_files(file: &SourceFile, files: &LogFiles, diags: &mut Diagnostics) 
         if name != "date" && name != "host" {
             diags.push(file.error(
                 files.path.span(),
-                format!("unknown placeholder `{{{name}}}` in path `{path}`; use {{date}} and {{host}}"),
+                format!(
+                    "unknown placeholder `{{{name}}}` in path `{path}`; use {{date}} and {{host}}"
+                ),
             ));
         }
         rest = &after[close + 1..];

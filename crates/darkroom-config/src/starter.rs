@@ -75,10 +75,7 @@ pub fn write_starter(dir: &Path) -> io::Result<Vec<PathBuf>> {
     if toml_path.exists() {
         return Err(io::Error::new(
             io::ErrorKind::AlreadyExists,
-            format!(
-                "{} already exists; not overwriting it",
-                toml_path.display()
-            ),
+            format!("{} already exists; not overwriting it", toml_path.display()),
         ));
     }
     std::fs::create_dir_all(dir.join("logs/web"))?;

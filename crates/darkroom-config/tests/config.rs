@@ -29,7 +29,10 @@ fn init_writes_a_loadable_project() {
     darkroom_config::write_starter(dir.path()).unwrap();
     let p = Project::load_with_env(dir.path(), &env).unwrap();
     assert_eq!(p.project.name, "my_company");
-    assert!(darkroom_config::write_starter(dir.path()).is_err(), "never overwrites");
+    assert!(
+        darkroom_config::write_starter(dir.path()).is_err(),
+        "never overwrites"
+    );
 }
 
 #[test]
@@ -70,7 +73,10 @@ secret = "${NOT_SET_ANYWHERE}"
     let err = load(text).unwrap_err();
     let lines: Vec<&str> = err.lines().collect();
     // unknown key, line 10
-    assert!(err.contains("darkroom.toml:10:1: unknown field `colour`"), "{err}");
+    assert!(
+        err.contains("darkroom.toml:10:1: unknown field `colour`"),
+        "{err}"
+    );
     // interpolation error names the variable
     assert!(err.contains("NOT_SET_ANYWHERE"), "{err}");
     // unknown section
@@ -90,9 +96,18 @@ secret = "${NOT_SET_ANYWHERE}"
 fn semantic_errors_have_lines() {
     let text = "[project]\nname = \"x\"\n\n[[sources]]\nname = \"Web\"\nkind = \"nginx\"\npath = \"logs/x.log\"\n\n[[sources]]\nname = \"a\"\nkind = \"nginx\"\npath = \"{date}\"\n[[sources]]\nname = \"a\"\nkind = \"nginx\"\npath = \"{date}\"\n";
     let err = load(text).unwrap_err();
-    assert!(err.contains("darkroom.toml:5:8: source name `Web`"), "{err}");
-    assert!(err.contains("darkroom.toml:7:8: path `logs/x.log` has no `{date}`"), "{err}");
-    assert!(err.contains("darkroom.toml:14:8: duplicate source name `a` (first defined on line 10)"), "{err}");
+    assert!(
+        err.contains("darkroom.toml:5:8: source name `Web`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("darkroom.toml:7:8: path `logs/x.log` has no `{date}`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("darkroom.toml:14:8: duplicate source name `a` (first defined on line 10)"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -123,11 +138,21 @@ client_ip_salt = "${IP_SALT}"
     let p = load(text).unwrap();
     assert_eq!(p.timezone(), chrono_tz::America::Toronto);
     assert_eq!(
-        p.warehouse.s3.as_ref().unwrap().secret_access_key.as_deref(),
+        p.warehouse
+            .s3
+            .as_ref()
+            .unwrap()
+            .secret_access_key
+            .as_deref(),
         Some("s3cr3t")
     );
     match &p.sources[0].kind {
-        SourceKind::Nginx(n) => assert_eq!(n.client_ip, ClientIp::Hash { salt: "pepper-pepper".into() }),
+        SourceKind::Nginx(n) => assert_eq!(
+            n.client_ip,
+            ClientIp::Hash {
+                salt: "pepper-pepper".into()
+            }
+        ),
         SourceKind::Jsonl(_) => panic!("wrong kind"),
     }
 }

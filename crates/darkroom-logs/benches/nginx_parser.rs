@@ -74,14 +74,27 @@ fn path(rng: &mut Rng) -> String {
 
 fn client(rng: &mut Rng) -> String {
     if rng.below(5) == 0 {
-        format!("2001:db8:{:x}:{:x}::{:x}", rng.below(65536), rng.below(65536), rng.below(65536))
+        format!(
+            "2001:db8:{:x}:{:x}::{:x}",
+            rng.below(65536),
+            rng.below(65536),
+            rng.below(65536)
+        )
     } else {
-        format!("{}.{}.{}.{}", 1 + rng.below(223), rng.below(256), rng.below(256), 1 + rng.below(254))
+        format!(
+            "{}.{}.{}.{}",
+            1 + rng.below(223),
+            rng.below(256),
+            rng.below(256),
+            1 + rng.below(254)
+        )
     }
 }
 
 fn write_line(out: &mut impl Write, rng: &mut Rng, secs: u64, demo: bool) -> std::io::Result<()> {
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     // Local time in UTC-4, a day in July 2024.
     let (h, m, s) = (secs / 3600 % 24, secs / 60 % 60, secs % 60);
     let day = 10 + secs / 86_400;
@@ -90,7 +103,11 @@ fn write_line(out: &mut impl Write, rng: &mut Rng, secs: u64, demo: bool) -> std
         17 | 18 => "POST",
         _ => "HEAD",
     };
-    let protocol = if rng.below(3) == 0 { "HTTP/1.1" } else { "HTTP/2.0" };
+    let protocol = if rng.below(3) == 0 {
+        "HTTP/1.1"
+    } else {
+        "HTTP/2.0"
+    };
     let status = match rng.below(100) {
         0..=79 => 200,
         80..=87 => 304,
@@ -111,14 +128,26 @@ fn write_line(out: &mut impl Write, rng: &mut Rng, secs: u64, demo: bool) -> std
         rng.pick(AGENTS),
     )?;
     if demo {
-        let uid = if rng.below(3) == 0 { "-".to_owned() } else { rng.below(1_000_000).to_string() };
-        write!(out, " vid={:016x} uid={uid} rt=0.{:03}", rng.next(), rng.below(1000))?;
+        let uid = if rng.below(3) == 0 {
+            "-".to_owned()
+        } else {
+            rng.below(1_000_000).to_string()
+        };
+        write!(
+            out,
+            " vid={:016x} uid={uid} rt=0.{:03}",
+            rng.next(),
+            rng.below(1000)
+        )?;
     }
     out.write_all(b"\n")
 }
 
 fn data_file(demo: bool) -> (PathBuf, u64, u64) {
-    let mb: u64 = std::env::var("DARKROOM_BENCH_MB").ok().and_then(|v| v.parse().ok()).unwrap_or(256);
+    let mb: u64 = std::env::var("DARKROOM_BENCH_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256);
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"));
@@ -154,13 +183,20 @@ fn data_file(demo: bool) -> (PathBuf, u64, u64) {
 }
 
 fn format(demo: bool) -> NginxFormat {
-    let text = if demo { format!("{}{DEMO_TAIL}", darkroom_logs::nginx::COMBINED) } else { "combined".to_owned() };
+    let text = if demo {
+        format!("{}{DEMO_TAIL}", darkroom_logs::nginx::COMBINED)
+    } else {
+        "combined".to_owned()
+    };
     NginxFormat::from_name_or_format(&text).unwrap()
 }
 
 /// Reads and parses the whole file; every line must parse.
 fn parse_file(path: &PathBuf, demo: bool) -> (u64, u64) {
-    let options = ParseOptions { timezone: chrono_tz::America::Toronto, ..ParseOptions::default() };
+    let options = ParseOptions {
+        timezone: chrono_tz::America::Toronto,
+        ..ParseOptions::default()
+    };
     let batch_size = options.batch_size;
     let mut parser = NginxParser::new(format(demo), options);
     let mut reader = LineReader::new(File::open(path).unwrap());
@@ -190,11 +226,16 @@ fn read_lines(path: &PathBuf) -> u64 {
 
 fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("nginx_parser");
-    group.sampling_mode(SamplingMode::Flat).sample_size(10).measurement_time(Duration::from_secs(15));
+    group
+        .sampling_mode(SamplingMode::Flat)
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(15));
     {
         let (path, _, bytes) = data_file(false);
         group.throughput(Throughput::Bytes(bytes));
-        group.bench_function("line_reader_only", |b| b.iter(|| black_box(read_lines(&path))));
+        group.bench_function("line_reader_only", |b| {
+            b.iter(|| black_box(read_lines(&path)))
+        });
     }
     for (name, demo) in [("combined", false), ("demo_custom", true)] {
         let (path, lines, bytes) = data_file(demo);

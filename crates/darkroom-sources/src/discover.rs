@@ -71,7 +71,9 @@ impl PathTemplate {
     pub fn fill(&self, date: NaiveDate, host: Option<&str>) -> String {
         let date = glob::Pattern::escape(&self.date_text(date));
         let host = host.map_or_else(|| "*".to_string(), glob::Pattern::escape);
-        self.template.replace("{date}", &date).replace("{host}", &host)
+        self.template
+            .replace("{date}", &date)
+            .replace("{host}", &host)
     }
 
     /// Pull the host out of a matched path (`/`-separated), or `default` without `{host}`.
@@ -114,7 +116,11 @@ pub fn find_local(template: &PathTemplate, root: &Path, date: NaiveDate) -> Resu
     let pattern = if Path::new(&filled).is_absolute() {
         filled
     } else {
-        format!("{}/{}", glob::Pattern::escape(&root.display().to_string()), filled)
+        format!(
+            "{}/{}",
+            glob::Pattern::escape(&root.display().to_string()),
+            filled
+        )
     };
     let entries = glob::glob(&pattern).map_err(|e| SourceError::Template {
         template: template.as_str().to_string(),
@@ -218,16 +224,21 @@ mod tests {
         let t = PathTemplate::new("logs/web/{host}/access-{date}.log*", "%Y-%m-%d");
         let date = d("2026-01-02");
         assert_eq!(
-            t.host_of(date, "/p/logs/web/web-1/access-2026-01-02.log.gz").as_deref(),
+            t.host_of(date, "/p/logs/web/web-1/access-2026-01-02.log.gz")
+                .as_deref(),
             Some("web-1")
         );
         let t = PathTemplate::new("logs/{date}/{host}.access.log*", "%Y%m%d");
         assert_eq!(
-            t.host_of(date, "/p/logs/20260102/api-3.access.log.gz").as_deref(),
+            t.host_of(date, "/p/logs/20260102/api-3.access.log.gz")
+                .as_deref(),
             Some("api-3")
         );
         let t = PathTemplate::new("logs/{date}.log", "%Y-%m-%d");
-        assert_eq!(t.host_of(date, "logs/2026-01-02.log").as_deref(), Some("default"));
+        assert_eq!(
+            t.host_of(date, "logs/2026-01-02.log").as_deref(),
+            Some("default")
+        );
     }
 
     #[test]
@@ -242,8 +253,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         for host in ["web-1", "web-2"] {
             std::fs::create_dir_all(dir.path().join("logs").join(host)).unwrap();
-            std::fs::write(dir.path().join(format!("logs/{host}/a-2026-01-02.log")), "x\n").unwrap();
-            std::fs::write(dir.path().join(format!("logs/{host}/a-2026-01-03.log")), "x\n").unwrap();
+            std::fs::write(
+                dir.path().join(format!("logs/{host}/a-2026-01-02.log")),
+                "x\n",
+            )
+            .unwrap();
+            std::fs::write(
+                dir.path().join(format!("logs/{host}/a-2026-01-03.log")),
+                "x\n",
+            )
+            .unwrap();
         }
         let t = PathTemplate::new("logs/{host}/a-{date}.log*", "%Y-%m-%d");
         let found = find_local(&t, dir.path(), d("2026-01-02")).unwrap();

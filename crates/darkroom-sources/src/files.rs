@@ -118,10 +118,9 @@ pub fn open_decoded(path: &Path, counter: Arc<AtomicU64>) -> Result<Box<dyn Read
         counter,
     };
     if got == 2 && magic == [0x1f, 0x8b] {
-        Ok(Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(
-            1 << 16,
-            counted,
-        ))))
+        Ok(Box::new(flate2::read::MultiGzDecoder::new(
+            BufReader::with_capacity(1 << 16, counted),
+        )))
     } else {
         Ok(Box::new(counted))
     }

@@ -15,9 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
-use arrow::array::{
-    Array, ArrayRef, AsArray, Date32Array, RecordBatch, StringArray,
-};
+use arrow::array::{Array, ArrayRef, AsArray, Date32Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimestampMicrosecondType};
 use chrono::NaiveDate;
 use darkroom_config::{Project, SourceConfig};
@@ -377,7 +375,9 @@ fn raw_schema(parser: &dyn LogParser) -> (SchemaRef, Vec<usize>) {
             }
         })
         .collect();
-    let ts_index = parsed.index_of("event_ts").map_or_else(|_| Vec::new(), |i| vec![i]);
+    let ts_index = parsed
+        .index_of("event_ts")
+        .map_or_else(|_| Vec::new(), |i| vec![i]);
     fields.push(Field::new("host", DataType::Utf8, false));
     fields.push(Field::new("file", DataType::Utf8, false));
     fields.push(Field::new("file_date", DataType::Date32, false));
@@ -395,7 +395,9 @@ async fn parse_and_write(
 ) -> Result<(ParseOutcome, (u64, u64))> {
     let (schema, ts_index) = raw_schema(parser.as_ref());
     let Some(&ts_col) = ts_index.first() else {
-        return Err(SourceError::Internal("parser has no event_ts column".into()));
+        return Err(SourceError::Internal(
+            "parser has no event_ts column".into(),
+        ));
     };
     let (raw_tx, raw_rx) = mpsc::channel::<Msg>(2);
     let (q_tx, q_rx) = mpsc::channel::<Msg>(2);
@@ -445,8 +447,8 @@ async fn parse_and_write(
     });
     let (raw, quarantined, produced) = tokio::join!(raw_write, q_write, producer);
     ctx.progress.end();
-    let produced = produced
-        .map_err(|e| SourceError::Internal(format!("log parser thread failed: {e}")))?;
+    let produced =
+        produced.map_err(|e| SourceError::Internal(format!("log parser thread failed: {e}")))?;
     let outcome = produced?;
     let raw = raw?;
     let quarantined = quarantined?;
@@ -552,9 +554,11 @@ impl Producer {
                     error = Some(format!(
                         "cannot read past line {}: {e} (corrupt or truncated file?); the {} lines \
                          before were loaded",
-                        state.counts.lines + state.row_bytes.len() as u64
+                        state.counts.lines
+                            + state.row_bytes.len() as u64
                             + state.pending_quarantine.len() as u64,
-                        state.counts.lines + state.row_bytes.len() as u64
+                        state.counts.lines
+                            + state.row_bytes.len() as u64
                             + state.pending_quarantine.len() as u64,
                     ));
                     break;
@@ -592,7 +596,9 @@ impl Producer {
             .column(self.ts_col)
             .as_primitive_opt::<TimestampMicrosecondType>()
             .cloned();
-        let mut pending = std::mem::take(&mut state.pending_quarantine).into_iter().peekable();
+        let mut pending = std::mem::take(&mut state.pending_quarantine)
+            .into_iter()
+            .peekable();
         let row_bytes = std::mem::take(&mut state.row_bytes);
         for i in 0..=n {
             while let Some(&(before, len)) = pending.peek() {
@@ -711,7 +717,10 @@ async fn write_ledger(
             partition_columns: ledger::partition_columns(),
             partition: vec![
                 ("source".into(), ScalarValue::Utf8(Some(source.to_string()))),
-                ("file_date".into(), ScalarValue::Date32(Some(date_to_days(date)))),
+                (
+                    "file_date".into(),
+                    ScalarValue::Date32(Some(date_to_days(date))),
+                ),
             ],
             schema,
             input,

@@ -32,7 +32,10 @@ use chrono::NaiveDate;
 pub enum SourceError {
     /// The source's configuration cannot be used (a bad format string, timestamp format...).
     #[error("source {source_name}: {message}")]
-    Config { source_name: String, message: String },
+    Config {
+        source_name: String,
+        message: String,
+    },
 
     /// The path template cannot be used.
     #[error("path `{template}`: {message}")]
@@ -56,7 +59,7 @@ pub enum SourceError {
 
     /// Writing a table failed.
     #[error(transparent)]
-    Storage(#[from] darkroom_storage::StorageError),
+    Storage(Box<darkroom_storage::StorageError>),
 
     /// Building Arrow data failed (a bug: please report it).
     #[error("internal error building rows: {0}")]
@@ -65,6 +68,12 @@ pub enum SourceError {
     /// Something that should not happen; please report it.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl From<darkroom_storage::StorageError> for SourceError {
+    fn from(e: darkroom_storage::StorageError) -> Self {
+        Self::Storage(Box::new(e))
+    }
 }
 
 impl SourceError {

@@ -20,7 +20,9 @@ fn ip_policy(ip: &ClientIp) -> IpPolicy {
     }
 }
 
-fn jsonl_options(j: &darkroom_config::JsonlSourceConfig) -> std::result::Result<JsonlOptions, String> {
+fn jsonl_options(
+    j: &darkroom_config::JsonlSourceConfig,
+) -> std::result::Result<JsonlOptions, String> {
     let timestamp_format: TimestampFormat = j
         .timestamp_format
         .get_ref()
@@ -46,10 +48,7 @@ fn jsonl_options(j: &darkroom_config::JsonlSourceConfig) -> std::result::Result<
 }
 
 /// Build the parser of a source, for a project time zone.
-pub fn build_parser(
-    source: &SourceConfig,
-    timezone: chrono_tz::Tz,
-) -> Result<Box<dyn LogParser>> {
+pub fn build_parser(source: &SourceConfig, timezone: chrono_tz::Tz) -> Result<Box<dyn LogParser>> {
     let invalid = |message: String| SourceError::Config {
         source_name: source.name().to_string(),
         message,

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayBuilder, ArrayRef, BinaryBuilder, Date32Array, Int32Builder, Int64Builder, RecordBatch, StringArray,
-    StringBuilder,
+    ArrayBuilder, ArrayRef, BinaryBuilder, Date32Array, Int32Builder, Int64Builder, RecordBatch,
+    StringArray, StringBuilder,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 

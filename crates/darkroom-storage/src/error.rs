@@ -52,7 +52,10 @@ impl StorageError {
         }
     }
 
-    pub(crate) fn datafusion(context: impl Into<String>, source: datafusion::error::DataFusionError) -> Self {
+    pub(crate) fn datafusion(
+        context: impl Into<String>,
+        source: datafusion::error::DataFusionError,
+    ) -> Self {
         Self::DataFusion {
             context: context.into(),
             source,

@@ -18,7 +18,9 @@ mod write;
 pub use error::{Result, StorageError};
 pub use location::{Location, StorageSettings};
 pub use session::{QueryResult, file_table_hint, run_sql};
-pub use write::{Completion, PartitionWrite, WriteOutcome, ZSTD_LEVEL, partition_predicate, writer_properties};
+pub use write::{
+    Completion, PartitionWrite, WriteOutcome, ZSTD_LEVEL, partition_predicate, writer_properties,
+};
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -109,7 +111,10 @@ impl Warehouse {
         if !exists {
             return Ok(None);
         }
-        table.load().await.map_err(|e| StorageError::delta(name, e))?;
+        table
+            .load()
+            .await
+            .map_err(|e| StorageError::delta(name, e))?;
         Ok(Some(table))
     }
 
@@ -129,13 +134,14 @@ impl Warehouse {
             .build_storage()
             .map_err(|e| StorageError::delta("<warehouse>", e))?
             .object_store(None);
-        let listing = store
-            .list_with_delimiter(None)
-            .await
-            .map_err(|e| StorageError::ObjectStore {
-                location: self.location.to_string(),
-                source: e,
-            })?;
+        let listing =
+            store
+                .list_with_delimiter(None)
+                .await
+                .map_err(|e| StorageError::ObjectStore {
+                    location: self.location.to_string(),
+                    source: e,
+                })?;
         let mut names = BTreeSet::new();
         for prefix in listing.common_prefixes {
             let Some(name) = prefix.filename().map(str::to_string) else {
@@ -178,7 +184,12 @@ impl Warehouse {
     }
 
     /// Register one table in a session.
-    pub async fn register(&self, ctx: &SessionContext, name: &str, table: &DeltaTable) -> Result<()> {
+    pub async fn register(
+        &self,
+        ctx: &SessionContext,
+        name: &str,
+        table: &DeltaTable,
+    ) -> Result<()> {
         table
             .update_datafusion_session(&ctx.state())
             .map_err(|e| StorageError::delta(name, e))?;

@@ -28,7 +28,8 @@ impl Location {
             return Ok(Self::Local(PathBuf::from(rest)));
         }
         if text.starts_with("s3://") || text.starts_with("s3a://") {
-            let url = Url::parse(text.trim_end_matches('/')).map_err(|e| invalid(&e.to_string()))?;
+            let url =
+                Url::parse(text.trim_end_matches('/')).map_err(|e| invalid(&e.to_string()))?;
             if url.host_str().is_none_or(str::is_empty) {
                 return Err(invalid("an S3 location needs a bucket: s3://bucket/prefix"));
             }
@@ -129,14 +130,19 @@ impl StorageSettings {
         put("AWS_ENDPOINT_URL", endpoint, "AWS_ENDPOINT_URL");
         put("AWS_REGION", region, "AWS_REGION");
         put("AWS_ACCESS_KEY_ID", access_key_id, "AWS_ACCESS_KEY_ID");
-        put("AWS_SECRET_ACCESS_KEY", secret_access_key, "AWS_SECRET_ACCESS_KEY");
+        put(
+            "AWS_SECRET_ACCESS_KEY",
+            secret_access_key,
+            "AWS_SECRET_ACCESS_KEY",
+        );
         put("AWS_SESSION_TOKEN", None, "AWS_SESSION_TOKEN");
         put(
             "AWS_ALLOW_HTTP",
             allow_http.map(|b| b.to_string()),
             "AWS_ALLOW_HTTP",
         );
-        o.entry("AWS_REGION".into()).or_insert_with(|| "us-east-1".into());
+        o.entry("AWS_REGION".into())
+            .or_insert_with(|| "us-east-1".into());
         // Path-style requests work with every S3-compatible server; virtual-host style needs DNS.
         if o.contains_key("AWS_ENDPOINT_URL") {
             o.entry("AWS_VIRTUAL_HOSTED_STYLE_REQUEST".into())
@@ -163,7 +169,10 @@ mod tests {
             Location::Local("/abs/w".into())
         );
         let s3 = Location::parse("s3://bucket/a/b/", base).unwrap();
-        assert_eq!(s3.child_url("raw_web").unwrap().as_str(), "s3://bucket/a/b/raw_web/");
+        assert_eq!(
+            s3.child_url("raw_web").unwrap().as_str(),
+            "s3://bucket/a/b/raw_web/"
+        );
         assert!(Location::parse("s3:///nobucket", base).is_err());
         assert!(Location::parse("gs://x/y", base).is_err());
         let local = Location::Local("/w".into());

@@ -18,11 +18,11 @@ use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{Expr, LogicalPlanBuilder, col, lit};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::PartitionStream;
-use deltalake::kernel::transaction::CommitProperties;
+use deltalake::DeltaTable;
 use deltalake::kernel::Transaction;
+use deltalake::kernel::transaction::CommitProperties;
 use deltalake::operations::write::WriteBuilder;
 use deltalake::protocol::SaveMode;
-use deltalake::DeltaTable;
 use futures::StreamExt;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
@@ -206,10 +206,8 @@ impl Warehouse {
             .and_then(LogicalPlanBuilder::build)
             .map_err(|e| StorageError::datafusion(format!("table {name}"), e))?;
 
-        let partition_text: Vec<String> = partition
-            .iter()
-            .map(|(c, v)| format!("{c}={v}"))
-            .collect();
+        let partition_text: Vec<String> =
+            partition.iter().map(|(c, v)| format!("{c}={v}")).collect();
         let properties = CommitProperties::default()
             .with_application_transaction(Transaction::new(app_id(&task), txn_version))
             .with_metadata([(
@@ -223,10 +221,7 @@ impl Warehouse {
             )]);
 
         failpoint::hit("write.before_data_files", &name);
-        let snapshot = table
-            .snapshot()
-            .ok()
-            .map(|s| s.snapshot().clone());
+        let snapshot = table.snapshot().ok().map(|s| s.snapshot().clone());
         let mut builder = WriteBuilder::new(table.log_store(), snapshot)
             .with_input_plan(plan)
             .with_save_mode(SaveMode::Overwrite)

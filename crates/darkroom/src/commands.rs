@@ -60,7 +60,10 @@ fn validate(explicit: Option<&std::path::Path>, json: bool) -> Result<u8> {
             .collect();
         print_json(&serde_json::json!({ "valid": problems.is_empty(), "problems": list }))?;
     } else if problems.is_empty() {
-        println!("{}: valid", dir.join(darkroom_config::PROJECT_FILE).display());
+        println!(
+            "{}: valid",
+            dir.join(darkroom_config::PROJECT_FILE).display()
+        );
     } else {
         eprintln!("{problems}");
         eprintln!("{} problem(s) found", problems.len());
@@ -97,7 +100,11 @@ async fn ingest(explicit: Option<&std::path::Path>, args: IngestArgs) -> Result<
             anyhow!(
                 "no source named `{name}` in {}; sources: {}",
                 project.file.path.display(),
-                if names.is_empty() { "(none)".to_string() } else { names.join(", ") }
+                if names.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    names.join(", ")
+                }
             )
         })?;
         vec![source]
@@ -168,8 +175,14 @@ fn print_report(r: &IngestReport) {
     }
     for m in &r.missing {
         match &m.host {
-            Some(h) => println!("  missing: host {h} has no file (expected {})", m.expected_path),
-            None => println!("  missing: no file at all for this date (expected {})", m.expected_path),
+            Some(h) => println!(
+                "  missing: host {h} has no file (expected {})",
+                m.expected_path
+            ),
+            None => println!(
+                "  missing: no file at all for this date (expected {})",
+                m.expected_path
+            ),
         }
     }
     if t.quarantined > 0 {

@@ -18,7 +18,7 @@ pub fn print_rows(result: &QueryResult, format: Format) -> Result<()> {
                 .context("formatting rows")?;
             if result.batches.is_empty() {
                 // Still show the column names of an empty result.
-                let empty = RecordBatch::new_empty(result.schema.clone());
+                let empty = RecordBatch::new_empty(std::sync::Arc::clone(&result.schema));
                 let text = arrow::util::pretty::pretty_format_batches(&[empty])?;
                 writeln!(out, "{text}")?;
             } else {
@@ -31,7 +31,9 @@ pub fn print_rows(result: &QueryResult, format: Format) -> Result<()> {
                 .with_header(true)
                 .build(&mut out);
             if result.batches.is_empty() {
-                writer.write(&RecordBatch::new_empty(result.schema.clone()))?;
+                writer.write(&RecordBatch::new_empty(std::sync::Arc::clone(
+                    &result.schema,
+                )))?;
             }
             for batch in &result.batches {
                 writer.write(batch)?;

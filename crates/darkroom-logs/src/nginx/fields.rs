@@ -1,6 +1,6 @@
 //! Field values: nginx escapes, numbers, the request line and the IP policy.
 
-use std::io::Write as _;
+use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use sha2::{Digest, Sha256};
@@ -43,7 +43,13 @@ fn hex_value(h: u8) -> u8 {
 /// True when the byte at `at` is preceded by an odd number of backslashes after `from`.
 #[inline]
 pub(crate) fn is_escaped(line: &[u8], from: usize, at: usize) -> bool {
-    line[from..at].iter().rev().take_while(|&&b| b == b'\\').count() % 2 == 1
+    line[from..at]
+        .iter()
+        .rev()
+        .take_while(|&&b| b == b'\\')
+        .count()
+        % 2
+        == 1
 }
 
 /// Why a number did not parse.
@@ -73,7 +79,11 @@ pub(crate) fn parse_int(text: &[u8]) -> Result<i64, NumberError> {
             .and_then(|v| v.checked_sub(i64::from(b - b'0')))
             .ok_or(NumberError::TooLarge)?;
     }
-    if negative { Ok(v) } else { v.checked_neg().ok_or(NumberError::TooLarge) }
+    if negative {
+        Ok(v)
+    } else {
+        v.checked_neg().ok_or(NumberError::TooLarge)
+    }
 }
 
 /// A finite decimal such as `0.123`; exponents are accepted on the slow path.
@@ -89,18 +99,29 @@ pub(crate) fn parse_float(text: &[u8]) -> Result<f64, NumberError> {
         && (dot.is_none() || !frac.is_empty())
         && int.iter().chain(frac).all(u8::is_ascii_digit);
     if fast {
-        let mantissa = int.iter().chain(frac).fold(0_i64, |v, &b| v * 10 + i64::from(b - b'0'));
+        let mantissa = int
+            .iter()
+            .chain(frac)
+            .fold(0_i64, |v, &b| v * 10 + i64::from(b - b'0'));
         // Both operands are exact, so one division rounds correctly.
         return Ok(mantissa as f64 / 10_f64.powi(frac.len() as i32));
     }
-    if text.is_empty() || !text.iter().all(|b| b.is_ascii_digit() || b"+-.eE".contains(b)) {
+    if text.is_empty()
+        || !text
+            .iter()
+            .all(|b| b.is_ascii_digit() || b"+-.eE".contains(b))
+    {
         return Err(NumberError::NotANumber);
     }
     let parsed: f64 = std::str::from_utf8(text)
         .ok()
         .and_then(|s| s.parse().ok())
         .ok_or(NumberError::NotANumber)?;
-    if parsed.is_finite() { Ok(parsed) } else { Err(NumberError::TooLarge) }
+    if parsed.is_finite() {
+        Ok(parsed)
+    } else {
+        Err(NumberError::TooLarge)
+    }
 }
 
 /// Byte ranges of `METHOD SP TARGET SP PROTOCOL`, or None for anything else (`-`, TLS
@@ -130,7 +151,7 @@ pub(crate) struct IpMasker {
     policy: IpPolicy,
     salted: Option<Sha256>,
     last_in: Vec<u8>,
-    last_out: Vec<u8>,
+    last_out: String,
     cached: bool,
 }
 
@@ -144,25 +165,29 @@ impl IpMasker {
             policy,
             salted,
             last_in: Vec::new(),
-            last_out: Vec::new(),
+            last_out: String::new(),
             cached: false,
         }
     }
 
-    /// The stored form of `addr` (valid UTF-8), or why it cannot be stored.
+    /// The stored form of `addr` (valid UTF-8): `None` to store it as it is, or the masked
+    /// text; `Err` says why it cannot be stored.
     #[inline]
-    pub(crate) fn apply<'a>(&'a mut self, addr: &'a [u8]) -> Result<&'a [u8], &'static str> {
+    pub(crate) fn apply(&mut self, addr: &[u8]) -> Result<Option<&str>, &'static str> {
         if let IpPolicy::Keep = self.policy {
-            return Ok(addr);
+            return Ok(None);
         }
         if self.cached && self.last_in == addr {
-            return Ok(&self.last_out);
+            return Ok(Some(&self.last_out));
         }
         self.cached = false;
         self.last_out.clear();
         match &self.policy {
             IpPolicy::Keep => {}
-            IpPolicy::Truncate { v4_prefix, v6_prefix } => {
+            IpPolicy::Truncate {
+                v4_prefix,
+                v6_prefix,
+            } => {
                 let ip: IpAddr = std::str::from_utf8(addr)
                     .ok()
                     .and_then(|s| s.parse().ok())
@@ -175,16 +200,16 @@ impl IpMasker {
                 let mut hasher = self.salted.clone().unwrap_or_default();
                 hasher.update(addr);
                 let digest = hasher.finalize();
-                let mut hexed = [0_u8; 32];
-                // 16 bytes always fit 32 hex characters.
-                let _ = hex::encode_to_slice(&digest[..16], &mut hexed);
-                self.last_out.extend_from_slice(&hexed);
+                for byte in &digest[..16] {
+                    // Writing to a String cannot fail.
+                    let _ = write!(self.last_out, "{byte:02x}");
+                }
             }
         }
         self.last_in.clear();
         self.last_in.extend_from_slice(addr);
         self.cached = true;
-        Ok(&self.last_out)
+        Ok(Some(&self.last_out))
     }
 }
 
@@ -234,7 +259,10 @@ mod tests {
         assert_eq!(parse_int(b"-5"), Ok(-5));
         assert_eq!(parse_int(b"9223372036854775807"), Ok(i64::MAX));
         assert_eq!(parse_int(b"-9223372036854775808"), Ok(i64::MIN));
-        assert_eq!(parse_int(b"9223372036854775808"), Err(NumberError::TooLarge));
+        assert_eq!(
+            parse_int(b"9223372036854775808"),
+            Err(NumberError::TooLarge)
+        );
         assert_eq!(parse_int(b"12a"), Err(NumberError::NotANumber));
         assert_eq!(parse_int(b"-"), Err(NumberError::NotANumber));
         assert_eq!(parse_float(b"0.123"), Ok(0.123));
@@ -250,23 +278,38 @@ mod tests {
     fn request_lines() {
         assert_eq!(split_request(b"GET /a?b=1 HTTP/1.1"), Some((3, 10, 19)));
         assert_eq!(split_request(b"GET /a b HTTP/2.0"), Some((3, 8, 17)));
-        for bad in [&b"-"[..], b"", b"GET /", b"GET  HTTP/1.1", b"\x16\x03 x HTTP/1.1", b"GET / FTP/1"] {
+        for bad in [
+            &b"-"[..],
+            b"",
+            b"GET /",
+            b"GET  HTTP/1.1",
+            b"\x16\x03 x HTTP/1.1",
+            b"GET / FTP/1",
+        ] {
             assert_eq!(split_request(bad), None, "{}", bad.escape_ascii());
         }
     }
 
     #[test]
     fn ip_policies() {
-        let mut t = IpMasker::new(IpPolicy::Truncate { v4_prefix: 24, v6_prefix: 48 });
+        let mut t = IpMasker::new(IpPolicy::Truncate {
+            v4_prefix: 24,
+            v6_prefix: 48,
+        });
         assert_eq!(t.apply(b"192.168.7.42").unwrap(), b"192.168.7.0");
         assert_eq!(t.apply(b"192.168.7.42").unwrap(), b"192.168.7.0");
         assert_eq!(t.apply(b"2001:db8:aa:bb::1").unwrap(), b"2001:db8:aa::");
         assert_eq!(t.apply(b"::ffff:10.0.0.1").unwrap(), b"::ffff:10.0.0.0");
         assert!(t.apply(b"unix:").is_err());
-        let mut z = IpMasker::new(IpPolicy::Truncate { v4_prefix: 0, v6_prefix: 200 });
+        let mut z = IpMasker::new(IpPolicy::Truncate {
+            v4_prefix: 0,
+            v6_prefix: 200,
+        });
         assert_eq!(z.apply(b"1.2.3.4").unwrap(), b"0.0.0.0");
         assert_eq!(z.apply(b"2001:db8::1").unwrap(), b"2001:db8::1");
-        let mut h = IpMasker::new(IpPolicy::Hash { salt: b"pepper".to_vec() });
+        let mut h = IpMasker::new(IpPolicy::Hash {
+            salt: b"pepper".to_vec(),
+        });
         let a = h.apply(b"1.2.3.4").unwrap().to_vec();
         assert_eq!(a.len(), 32);
         let expected = hex::encode(&Sha256::digest(b"pepper1.2.3.4")[..16]);

@@ -4,6 +4,8 @@ use std::sync::Arc;
 
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
+use super::scan::Literal;
+
 /// nginx's predefined `combined` format.
 pub const COMBINED: &str = r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent""#;
 
@@ -117,7 +119,7 @@ pub(crate) struct FieldSpec {
     /// Between `"` and `"`: may contain escaped quotes.
     pub quoted: bool,
     /// The literal text after the field (may be empty only for the last field).
-    pub term: Vec<u8>,
+    pub term: Literal,
     pub end: End,
     /// The usual width of the field, tried before searching (timestamps have a fixed width).
     pub width: Option<usize>,
@@ -236,7 +238,7 @@ impl NginxFormat {
                 column_names.push(name);
             }
             let before = match fields.last() {
-                Some(FieldSpec { term, .. }) => term.as_slice(),
+                Some(FieldSpec { term, .. }) => term.bytes.as_slice(),
                 None => prefix.as_slice(),
             };
             let quoted = before.last() == Some(&b'"') && term.first() == Some(&b'"');
@@ -261,7 +263,7 @@ impl NginxFormat {
                 var,
                 kind,
                 quoted,
-                term,
+                term: Literal::new(term),
                 end,
                 width,
                 strict,
@@ -304,19 +306,27 @@ fn tokenize(source: &str) -> Result<Vec<Token<'_>>, FormatError> {
         }
         let dollar = i;
         let (name, next) = if bytes.get(i + 1) == Some(&b'{') {
-            let close = bytes[i + 2..]
-                .iter()
-                .position(|&b| b == b'}')
-                .ok_or(FormatError::UnterminatedBrace { at: char_at(dollar) })?;
+            let close = bytes[i + 2..].iter().position(|&b| b == b'}').ok_or(
+                FormatError::UnterminatedBrace {
+                    at: char_at(dollar),
+                },
+            )?;
             let name = &source[i + 2..i + 2 + close];
             if name.is_empty() || !name.bytes().all(is_name_byte) {
-                return Err(FormatError::MissingName { at: char_at(dollar) });
+                return Err(FormatError::MissingName {
+                    at: char_at(dollar),
+                });
             }
             (name, i + 3 + close)
         } else {
-            let len = bytes[i + 1..].iter().take_while(|&&b| is_name_byte(b)).count();
+            let len = bytes[i + 1..]
+                .iter()
+                .take_while(|&&b| is_name_byte(b))
+                .count();
             if len == 0 {
-                return Err(FormatError::MissingName { at: char_at(dollar) });
+                return Err(FormatError::MissingName {
+                    at: char_at(dollar),
+                });
             }
             (&source[i + 1..i + 1 + len], i + 1 + len)
         };
@@ -341,7 +351,10 @@ fn kind_of(var: &str) -> Kind {
         "msec" => Kind::Time(TimeKind::Msec),
         "request" => Kind::Request,
         "status" => Kind::Status,
-        "body_bytes_sent" | "bytes_sent" | "request_length" | "connection"
+        "body_bytes_sent"
+        | "bytes_sent"
+        | "request_length"
+        | "connection"
         | "connection_requests" => Kind::Int64,
         "request_time" => Kind::Float64,
         _ => Kind::Text,
@@ -388,11 +401,14 @@ fn columns_of(var: &str, kind: Kind) -> Vec<Field> {
 mod tests {
     use super::*;
 
-    pub(crate) const DEMO: &str =
-        r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" vid=$cookie_vid uid=$user_id rt=$request_time"#;
+    pub(crate) const DEMO: &str = r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" vid=$cookie_vid uid=$user_id rt=$request_time"#;
 
     fn names(f: &NginxFormat) -> Vec<String> {
-        f.schema().fields().iter().map(|f| f.name().clone()).collect()
+        f.schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect()
     }
 
     #[test]
@@ -417,18 +433,34 @@ mod tests {
                 "line"
             ]
         );
-        let quoted: Vec<_> = c.fields.iter().filter(|f| f.quoted).map(|f| f.var.as_str()).collect();
+        let quoted: Vec<_> = c
+            .fields
+            .iter()
+            .filter(|f| f.quoted)
+            .map(|f| f.var.as_str())
+            .collect();
         assert_eq!(quoted, ["request", "http_referer", "http_user_agent"]);
         assert_eq!(c.fields.last().unwrap().end, End::Suffix);
-        assert_eq!(NginxFormat::from_name_or_format("common").unwrap(), NginxFormat::common());
-        assert_eq!(NginxFormat::common().fields.last().unwrap().end, End::EndOfLine);
+        assert_eq!(
+            NginxFormat::from_name_or_format("common").unwrap(),
+            NginxFormat::common()
+        );
+        assert_eq!(
+            NginxFormat::common().fields.last().unwrap().end,
+            End::EndOfLine
+        );
     }
 
     #[test]
     fn demo_format_compiles_with_typed_columns() {
         let f = NginxFormat::from_name_or_format(DEMO).unwrap();
         let schema = f.schema();
-        let tail: Vec<_> = schema.fields().iter().skip(9).map(|f| (f.name().as_str(), f.data_type().clone())).collect();
+        let tail: Vec<_> = schema
+            .fields()
+            .iter()
+            .skip(9)
+            .map(|f| (f.name().as_str(), f.data_type().clone()))
+            .collect();
         assert_eq!(
             tail,
             [
@@ -442,7 +474,7 @@ mod tests {
         );
         let ua = &f.fields[7];
         assert!(ua.quoted);
-        assert_eq!(ua.term, b"\" vid=");
+        assert_eq!(ua.term.bytes, b"\" vid=");
         assert_eq!(ua.end, End::Search);
         assert_eq!(f.fields.last().unwrap().end, End::EndOfLine);
     }
@@ -450,7 +482,10 @@ mod tests {
     #[test]
     fn braced_variables_and_other_timestamps() {
         let f = NginxFormat::from_name_or_format("${msec}|${remote_addr}x$status").unwrap();
-        assert_eq!(f.variables().collect::<Vec<_>>(), ["msec", "remote_addr", "status"]);
+        assert_eq!(
+            f.variables().collect::<Vec<_>>(),
+            ["msec", "remote_addr", "status"]
+        );
         assert_eq!(f.prefix, b"");
         let f = NginxFormat::from_name_or_format("$time_iso8601 $time_local $status").unwrap();
         assert_eq!(f.fields[1].kind, Kind::Text);
@@ -467,12 +502,18 @@ mod tests {
                 second: "body_bytes_sent".into()
             }
         );
-        assert_eq!(err("[$time_local] ${status"), FormatError::UnterminatedBrace { at: 15 });
+        assert_eq!(
+            err("[$time_local] ${status"),
+            FormatError::UnterminatedBrace { at: 15 }
+        );
         assert_eq!(err("$remote_addr $status"), FormatError::NoTimestamp);
         assert_eq!(err("$msec $ x"), FormatError::MissingName { at: 7 });
         assert_eq!(err("$msec ${}"), FormatError::MissingName { at: 7 });
         assert_eq!(err(""), FormatError::Empty);
-        assert!(matches!(err("$msec $status $status"), FormatError::DuplicateColumn { at: 15, .. }));
+        assert!(matches!(
+            err("$msec $status $status"),
+            FormatError::DuplicateColumn { at: 15, .. }
+        ));
         assert!(matches!(
             err("$msec \"$request\" $request_method"),
             FormatError::DuplicateColumn { .. }

@@ -1,14 +1,16 @@
 //! nginx access logs: a [`NginxFormat`] compiled from a `log_format` string, and the
 //! [`NginxParser`] that turns lines of that format into typed Arrow columns.
 //!
-//! The hot path scans bytes with `memchr`, allocates nothing per line, checks UTF-8 once per
-//! line (a line of ASCII needs no per-field check) and only decodes nginx escapes in lines that
-//! contain a backslash.
+//! Each line is parsed in two phases. The first finds every field with byte scans (eight bytes
+//! at a time, see `scan`), types numbers and timestamps and unescapes text into a scratch
+//! string; anything wrong stops it with a [`LineError`] before a builder is touched. The second
+//! appends the line's values to the Arrow builders and cannot fail, so a rejected line leaves
+//! no trace. UTF-8 is validated once per line; nothing is allocated per line.
 
-mod columns;
 mod fields;
 mod format;
 mod scan;
+mod sink;
 mod time;
 
 #[cfg(test)]
@@ -16,134 +18,43 @@ mod tests;
 
 use std::sync::Arc;
 
-use arrow_array::types::{
-    Date32Type, Float64Type, Int32Type, Int64Type, TimestampMicrosecondType,
-};
-use arrow_array::{ArrayRef, RecordBatch};
-use arrow_schema::{ArrowError, DataType, SchemaRef, TimeUnit};
+use arrow_array::RecordBatch;
+use arrow_array::builder::Int64Builder;
+use arrow_schema::{ArrowError, SchemaRef};
 
-use self::columns::{PrimColumn, TextColumn};
-use self::fields::{IpMasker, NumberError, decode_escapes, is_escaped, parse_float, parse_int, split_request};
+use self::fields::{
+    IpMasker, NumberError, decode_escapes, is_escaped, parse_float, parse_int, split_request,
+};
 pub use self::format::{COMBINED, COMMON, FormatError, NginxFormat};
-use self::format::{End, FieldSpec, Kind, TimeKind};
+use self::format::{End, FieldSpec};
 use self::scan::{find_byte, starts_with};
+use self::sink::{RequestParts, Sink, Span};
 use self::time::Clock;
 use crate::{LineError, LogParser, ParseOptions};
-
-/// Text bytes reserved per row and text column before the first batch shows the real size.
-const INITIAL_BYTES_PER_VALUE: usize = 24;
-
-/// Where the values of one format variable go.
-enum Sink {
-    Addr(TextColumn),
-    Text(TextColumn),
-    Time {
-        kind: TimeKind,
-        ts: PrimColumn<TimestampMicrosecondType>,
-        date: PrimColumn<Date32Type>,
-    },
-    Request {
-        method: TextColumn,
-        path: TextColumn,
-        protocol: TextColumn,
-    },
-    Status(PrimColumn<Int32Type>),
-    Int64(PrimColumn<Int64Type>),
-    Float64(PrimColumn<Float64Type>),
-}
-
-impl Sink {
-    fn new(kind: Kind, rows: usize) -> Self {
-        let text = || TextColumn::new(rows, rows * INITIAL_BYTES_PER_VALUE);
-        match kind {
-            Kind::RemoteAddr => Sink::Addr(text()),
-            Kind::Text => Sink::Text(text()),
-            Kind::Time(kind) => Sink::Time {
-                kind,
-                ts: PrimColumn::new(
-                    rows,
-                    false,
-                    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-                ),
-                date: PrimColumn::new(rows, false, DataType::Date32),
-            },
-            Kind::Request => Sink::Request {
-                method: TextColumn::new(rows, rows * 4),
-                path: text(),
-                protocol: TextColumn::new(rows, rows * 8),
-            },
-            Kind::Status => Sink::Status(PrimColumn::new(rows, false, DataType::Int32)),
-            Kind::Int64 => Sink::Int64(PrimColumn::new(rows, true, DataType::Int64)),
-            Kind::Float64 => Sink::Float64(PrimColumn::new(rows, true, DataType::Float64)),
-        }
-    }
-
-    fn truncate(&mut self, rows: usize) {
-        match self {
-            Sink::Addr(c) | Sink::Text(c) => c.truncate(rows),
-            Sink::Time { ts, date, .. } => {
-                ts.truncate(rows);
-                date.truncate(rows);
-            }
-            Sink::Request {
-                method,
-                path,
-                protocol,
-            } => {
-                method.truncate(rows);
-                path.truncate(rows);
-                protocol.truncate(rows);
-            }
-            Sink::Status(c) => c.truncate(rows),
-            Sink::Int64(c) => c.truncate(rows),
-            Sink::Float64(c) => c.truncate(rows),
-        }
-    }
-
-    fn finish(&mut self, out: &mut Vec<ArrayRef>) -> Result<(), ArrowError> {
-        match self {
-            Sink::Addr(c) | Sink::Text(c) => out.push(c.finish()?),
-            Sink::Time { ts, date, .. } => {
-                out.push(ts.finish()?);
-                out.push(date.finish()?);
-            }
-            Sink::Request {
-                method,
-                path,
-                protocol,
-            } => {
-                out.push(method.finish()?);
-                out.push(path.finish()?);
-                out.push(protocol.finish()?);
-            }
-            Sink::Status(c) => out.push(c.finish()?),
-            Sink::Int64(c) => out.push(c.finish()?),
-            Sink::Float64(c) => out.push(c.finish()?),
-        }
-        Ok(())
-    }
-}
-
-/// Facts about the whole line, computed once so fields can skip work.
-#[derive(Clone, Copy)]
-struct LineFacts {
-    /// Every byte is ASCII, so every field is valid UTF-8 without checking.
-    ascii: bool,
-    /// The line holds a backslash, so fields may need unescaping.
-    escapes: bool,
-}
 
 /// Parses lines of one [`NginxFormat`] into Arrow columns.
 pub struct NginxParser {
     format: NginxFormat,
     schema: SchemaRef,
     sinks: Vec<Sink>,
-    line_numbers: PrimColumn<Int64Type>,
+    line_numbers: Int64Builder,
     rows: usize,
+    capacity: usize,
     clock: Clock,
     ip: IpMasker,
-    /// Unescaped field bytes, reused.
-    scratch: Vec<u8>,
+    /// Unescaped and masked values of the current line.
+    scratch: String,
+    /// Bytes being unescaped, before their UTF-8 check.
+    unescaped: Vec<u8>,
+}
+
+/// What the first phase needs to know about the whole line.
+struct LineCtx<'a> {
+    line: &'a [u8],
+    /// The first byte that is not valid UTF-8, if any.
+    bad_utf8: Option<usize>,
+    /// The line holds a backslash, so fields may need unescaping.
+    escapes: bool,
 }
 
 impl NginxParser {
@@ -153,11 +64,13 @@ impl NginxParser {
         Self {
             schema: format.schema(),
             sinks: format.fields.iter().map(|f| Sink::new(f.kind, rows)).collect(),
-            line_numbers: PrimColumn::new(rows, false, DataType::Int64),
+            line_numbers: Int64Builder::with_capacity(rows),
             rows: 0,
+            capacity: rows,
             clock: Clock::new(options.timezone),
             ip: IpMasker::new(options.ip_policy),
-            scratch: Vec::new(),
+            scratch: String::new(),
+            unescaped: Vec::new(),
             format,
         }
     }
@@ -167,11 +80,10 @@ impl NginxParser {
         &self.format
     }
 
-    fn parse_fields(&mut self, line: &[u8]) -> Result<(), LineError> {
-        let facts = LineFacts {
-            ascii: line.is_ascii(),
-            escapes: memchr::memchr(b'\\', line).is_some(),
-        };
+    /// Phase one: find and type every field, leaving the values pending in the sinks.
+    fn read_fields(&mut self, ctx: &LineCtx<'_>) -> Result<(), LineError> {
+        let line = ctx.line;
+        self.scratch.clear();
         let prefix = self.format.prefix.as_slice();
         if !starts_with(line, prefix) {
             let at = line.iter().zip(prefix).take_while(|(a, b)| a == b).count();
@@ -189,15 +101,21 @@ impl NginxParser {
         }
         let mut pos = prefix.len();
         for (spec, sink) in self.format.fields.iter().zip(self.sinks.iter_mut()) {
-            let end = field_end(line, pos, spec, facts)?;
-            let value = FieldValue {
-                bytes: &line[pos..end],
-                at: pos,
+            let end = field_end(line, pos, spec, ctx.escapes)?;
+            let field = Field {
+                ctx,
                 spec,
-                facts,
+                start: pos,
+                end,
             };
-            value.push(sink, &mut self.clock, &mut self.ip, &mut self.scratch)?;
-            pos = end + spec.term.len();
+            field.read(
+                sink,
+                &mut self.clock,
+                &mut self.ip,
+                &mut self.scratch,
+                &mut self.unescaped,
+            )?;
+            pos = end + spec.term.bytes.len();
         }
         Ok(())
     }
@@ -213,20 +131,25 @@ impl LogParser for NginxParser {
         if line.is_empty() {
             return Err(LineError::at(0, None, "empty line"));
         }
-        match self.parse_fields(line) {
-            Ok(()) => {
-                self.line_numbers
-                    .push(i64::try_from(line_number).unwrap_or(i64::MAX));
-                self.rows += 1;
-                Ok(())
-            }
-            Err(e) => {
-                for sink in &mut self.sinks {
-                    sink.truncate(self.rows);
-                }
-                Err(e)
-            }
+        let text = std::str::from_utf8(line);
+        let ctx = LineCtx {
+            line,
+            bad_utf8: text.as_ref().err().map(|e| e.valid_up_to()),
+            escapes: memchr::memchr(b'\\', line).is_some(),
+        };
+        self.read_fields(&ctx)?;
+        let Ok(text) = text else {
+            // Phase one reports invalid UTF-8 in the field that holds it.
+            return Err(utf8_error(line, ctx.bad_utf8.unwrap_or_default(), None));
+        };
+        // Phase two: nothing below can fail.
+        for sink in &mut self.sinks {
+            sink.append(text, &self.scratch);
         }
+        self.line_numbers
+            .append_value(i64::try_from(line_number).unwrap_or(i64::MAX));
+        self.rows += 1;
+        Ok(())
     }
 
     fn len(&self) -> usize {
@@ -236,9 +159,13 @@ impl LogParser for NginxParser {
     fn finish_batch(&mut self) -> Result<RecordBatch, ArrowError> {
         let mut columns = Vec::with_capacity(self.schema.fields().len());
         for sink in &mut self.sinks {
-            sink.finish(&mut columns)?;
+            sink.finish(self.capacity, &mut columns);
         }
-        columns.push(self.line_numbers.finish()?);
+        let lines = std::mem::replace(
+            &mut self.line_numbers,
+            Int64Builder::with_capacity(self.capacity),
+        );
+        columns.push(Arc::new({ lines }.finish()));
         self.rows = 0;
         RecordBatch::try_new(Arc::clone(&self.schema), columns)
     }
@@ -255,247 +182,259 @@ fn found(rest: &[u8], want: usize) -> String {
     format!("'{}{more}'", rest[..n].escape_ascii())
 }
 
+fn utf8_error(line: &[u8], at: usize, var: Option<&str>) -> LineError {
+    let byte = line.get(at).copied().unwrap_or_default();
+    let place = var.map(|v| format!(" in ${v}")).unwrap_or_default();
+    LineError::at(
+        at,
+        var,
+        format!("invalid UTF-8 (byte 0x{byte:02X}){place}; text columns must be UTF-8"),
+    )
+}
+
 /// The end (exclusive) of the field starting at `pos`.
-#[inline]
-fn field_end(line: &[u8], pos: usize, spec: &FieldSpec, facts: LineFacts) -> Result<usize, LineError> {
-    let term = spec.term.as_slice();
-    let Some(&first) = term.first() else {
+#[inline(always)]
+fn field_end(line: &[u8], pos: usize, spec: &FieldSpec, escapes: bool) -> Result<usize, LineError> {
+    let term = &spec.term;
+    let Some(&first) = term.bytes.first() else {
         return Ok(line.len());
-    };
-    let missing = || {
-        let what = if spec.quoted { "the closing" } else { "" };
-        LineError::at(
-            line.len(),
-            Some(&spec.var),
-            format!(
-                "expected {what}{}'{}' after ${}, found end of line (is the line truncated or in another format?)",
-                if what.is_empty() { "" } else { " " },
-                term.escape_ascii(),
-                spec.var
-            ),
-        )
     };
     match spec.end {
         End::EndOfLine => Ok(line.len()),
-        End::Suffix => {
-            let end = line.len().checked_sub(term.len()).filter(|&e| e >= pos);
-            match end {
-                Some(end)
-                    if starts_with(&line[end..], term)
-                        && !(spec.quoted && facts.escapes && is_escaped(line, pos, end)) =>
-                {
-                    Ok(end)
-                }
-                _ => Err(missing()),
+        End::Suffix => match line.len().checked_sub(term.bytes.len()) {
+            Some(end)
+                if end >= pos
+                    && term.is_at(line, end)
+                    && !(spec.quoted && escapes && is_escaped(line, pos, end)) =>
+            {
+                Ok(end)
             }
-        }
+            _ => Err(missing_literal(line, spec)),
+        },
         End::Search => {
             if let Some(width) = spec.width
-                && line.get(pos + width..).is_some_and(|rest| starts_with(rest, term))
+                && term.is_at(line, pos + width)
             {
                 return Ok(pos + width);
             }
             if spec.strict {
                 let end = find_byte(first, &line[pos..]).map_or(line.len(), |i| pos + i);
-                if starts_with(&line[end..], term) {
+                if term.is_at(line, end) {
                     return Ok(end);
                 }
                 let reason = format!(
                     "expected '{}' after ${}, found {}",
-                    term.escape_ascii(),
+                    term.bytes.escape_ascii(),
                     spec.var,
-                    found(&line[end..], term.len())
+                    found(&line[end..], term.bytes.len())
                 );
                 return Err(LineError::at(end, Some(&spec.var), reason));
             }
             let mut from = pos;
             while let Some(i) = find_byte(first, &line[from..]) {
                 let at = from + i;
-                if starts_with(&line[at..], term)
-                    && !(spec.quoted && facts.escapes && is_escaped(line, pos, at))
-                {
+                if term.is_at(line, at) && !(spec.quoted && escapes && is_escaped(line, pos, at)) {
                     return Ok(at);
                 }
                 from = at + 1;
             }
-            Err(missing())
+            Err(missing_literal(line, spec))
         }
     }
 }
 
-/// One field's bytes and where they are, ready to be typed and appended.
-struct FieldValue<'a> {
-    bytes: &'a [u8],
-    /// Offset of `bytes` in the line.
-    at: usize,
-    spec: &'a FieldSpec,
-    facts: LineFacts,
+#[cold]
+fn missing_literal(line: &[u8], spec: &FieldSpec) -> LineError {
+    let closing = if spec.quoted { "the closing " } else { "" };
+    LineError::at(
+        line.len(),
+        Some(&spec.var),
+        format!(
+            "expected {closing}'{}' after ${}, found end of line \
+             (is the line truncated or in another format?)",
+            spec.term.bytes.escape_ascii(),
+            spec.var
+        ),
+    )
 }
 
-impl FieldValue<'_> {
-    fn error(&self, offset: usize, reason: String) -> LineError {
-        LineError::at(self.at + offset, Some(&self.spec.var), reason)
+/// One field of the current line.
+struct Field<'a> {
+    ctx: &'a LineCtx<'a>,
+    spec: &'a FieldSpec,
+    start: usize,
+    end: usize,
+}
+
+impl Field<'_> {
+    fn bytes(&self) -> &[u8] {
+        &self.ctx.line[self.start..self.end]
     }
 
-    #[inline]
-    fn push(
+    #[cold]
+    fn error(&self, offset: usize, reason: String) -> LineError {
+        LineError::at(self.start + offset, Some(&self.spec.var), reason)
+    }
+
+    /// Types the field and stores it as the sink's pending value.
+    #[inline(always)]
+    fn read(
         &self,
         sink: &mut Sink,
         clock: &mut Clock,
         ip: &mut IpMasker,
-        scratch: &mut Vec<u8>,
+        scratch: &mut String,
+        unescaped: &mut Vec<u8>,
     ) -> Result<(), LineError> {
-        let bytes = self.bytes;
+        let bytes = self.bytes();
         match sink {
-            Sink::Text(col) => {
+            Sink::Text { col, pending } => {
                 if bytes == b"-" {
-                    col.push_null();
+                    *pending = None;
                     return Ok(());
                 }
-                let text = self.text(scratch)?;
-                self.room(col, text.len())?;
-                col.push(text);
+                self.check_utf8()?;
+                let span = self.text(scratch, unescaped)?;
+                self.check_room(col.values_slice().len(), span.end - span.start)?;
+                *pending = Some(span);
             }
-            Sink::Addr(col) => {
+            Sink::Addr { col, pending } => {
                 if bytes.is_empty() {
-                    return Err(self.error(0, "expected a client address, found nothing".to_owned()));
+                    return Err(self.error(0, "expected a client address, found nothing".into()));
                 }
-                self.check_utf8(bytes)?;
-                let stored = ip.apply(bytes).map_err(|why| {
-                    self.error(0, format!("'{}' {why}", bytes.escape_ascii()))
-                })?;
-                self.room(col, stored.len())?;
-                col.push(stored);
+                self.check_utf8()?;
+                *pending = match ip.apply(bytes) {
+                    Ok(None) => Span::line(self.start, self.end),
+                    Ok(Some(masked)) => push_scratch(scratch, masked),
+                    Err(why) => return Err(self.error(0, format!("'{}' {why}", bytes.escape_ascii()))),
+                };
+                self.check_room(col.values_slice().len(), pending.end - pending.start)?;
             }
-            Sink::Time { kind, ts, date } => {
-                let (micros, day) = clock.parse(*kind, bytes).map_err(|(offset, what)| {
+            Sink::Time { kind, pending, .. } => {
+                *pending = clock.parse(*kind, bytes).map_err(|(offset, what)| {
+                    let rest = bytes.get(offset..).unwrap_or_default();
                     self.error(
                         offset,
-                        format!("expected {what} in ${}, found {}", self.spec.var, found(bytes.get(offset..).unwrap_or_default(), 1)),
+                        format!("expected {what} in ${}, found {}", self.spec.var, found(rest, 1)),
                     )
                 })?;
-                ts.push(micros);
-                date.push(day);
             }
-            Sink::Request {
-                method,
-                path,
-                protocol,
-            } => {
-                let mut text = bytes;
-                if self.facts.escapes && memchr::memchr(b'\\', bytes).is_some() {
-                    scratch.clear();
-                    decode_escapes(bytes, scratch);
-                    // A TLS handshake sent to the HTTP port decodes to binary: keep the escaped
-                    // text, which is what nginx wrote, rather than reject the line.
-                    if std::str::from_utf8(scratch).is_ok() {
-                        text = scratch;
+            Sink::Request { path, pending, .. } => {
+                self.check_utf8()?;
+                let mut text = Span::line(self.start, self.end);
+                if self.ctx.escapes && memchr::memchr(b'\\', bytes).is_some() {
+                    unescaped.clear();
+                    decode_escapes(bytes, unescaped);
+                    // A TLS handshake sent to the HTTP port unescapes to binary: keep the text
+                    // nginx wrote rather than reject the line.
+                    if let Ok(decoded) = std::str::from_utf8(unescaped) {
+                        text = push_scratch(scratch, decoded);
                     }
                 }
-                if text.as_ptr() == bytes.as_ptr() {
-                    self.check_utf8(bytes)?;
-                }
-                self.room(path, text.len())?;
-                self.room(method, text.len())?;
-                self.room(protocol, text.len())?;
-                match split_request(text) {
-                    Some((space1, space2, _)) => {
-                        method.push(&text[..space1]);
-                        path.push(&text[space1 + 1..space2]);
-                        protocol.push(&text[space2 + 1..]);
-                    }
-                    None => {
-                        method.push_null();
-                        path.push(text);
-                        protocol.push_null();
-                    }
-                }
-            }
-            Sink::Status(col) => {
-                let status = parse_int(bytes)
-                    .map_err(|e| self.number_error(e, "an HTTP status code"))
-                    .and_then(|v| {
-                        i32::try_from(v).map_err(|_| self.number_error(NumberError::TooLarge, ""))
-                    })?;
-                col.push(status);
-            }
-            Sink::Int64(col) => {
-                if bytes == b"-" {
-                    col.push_null();
+                let request = if text.scratch {
+                    &scratch.as_bytes()[text.start..text.end]
                 } else {
-                    col.push(parse_int(bytes).map_err(|e| self.number_error(e, "a whole number"))?);
-                }
+                    bytes
+                };
+                self.check_room(sink_bytes(path), request.len())?;
+                *pending = RequestParts {
+                    text,
+                    spaces: split_request(request),
+                };
             }
-            Sink::Float64(col) => {
-                if bytes == b"-" {
-                    col.push_null();
+            Sink::Status { pending, .. } => {
+                let v = parse_int(bytes).map_err(|e| self.number_error(e, "an HTTP status code"))?;
+                *pending = i32::try_from(v).map_err(|_| self.number_error(NumberError::TooLarge, ""))?;
+            }
+            Sink::Int64 { pending, .. } => {
+                *pending = if bytes == b"-" {
+                    None
                 } else {
-                    col.push(parse_float(bytes).map_err(|e| self.number_error(e, "a number of seconds"))?);
-                }
+                    Some(parse_int(bytes).map_err(|e| self.number_error(e, "a whole number"))?)
+                };
+            }
+            Sink::Float64 { pending, .. } => {
+                *pending = if bytes == b"-" {
+                    None
+                } else {
+                    Some(parse_float(bytes).map_err(|e| self.number_error(e, "a number of seconds"))?)
+                };
             }
         }
         Ok(())
     }
 
-    /// The field as UTF-8 text, unescaped when it contains a backslash.
-    #[inline]
-    fn text<'s>(&'s self, scratch: &'s mut Vec<u8>) -> Result<&'s [u8], LineError> {
-        let bytes = self.bytes;
-        if !self.facts.escapes || memchr::memchr(b'\\', bytes).is_none() {
-            self.check_utf8(bytes)?;
-            return Ok(bytes);
+    /// Invalid UTF-8 is reported in the first field that holds it.
+    #[inline(always)]
+    fn check_utf8(&self) -> Result<(), LineError> {
+        match self.ctx.bad_utf8 {
+            Some(at) if at < self.end => Err(utf8_error(self.ctx.line, at, Some(&self.spec.var))),
+            _ => Ok(()),
         }
-        scratch.clear();
-        decode_escapes(bytes, scratch);
-        if let Err(e) = std::str::from_utf8(scratch) {
-            let bad = scratch[e.valid_up_to()];
-            return Err(self.error(
-                0,
-                format!("${} unescapes to invalid UTF-8 (byte 0x{bad:02X}); text columns must be UTF-8", self.spec.var),
-            ));
-        }
-        Ok(scratch)
     }
 
-    #[inline]
-    fn check_utf8(&self, bytes: &[u8]) -> Result<(), LineError> {
-        if self.facts.ascii {
+    /// The field as text: a span of the line, or of `scratch` when it had to be unescaped.
+    #[inline(always)]
+    fn text(&self, scratch: &mut String, unescaped: &mut Vec<u8>) -> Result<Span, LineError> {
+        let bytes = self.bytes();
+        if !self.ctx.escapes || memchr::memchr(b'\\', bytes).is_none() {
+            return Ok(Span::line(self.start, self.end));
+        }
+        unescaped.clear();
+        decode_escapes(bytes, unescaped);
+        match std::str::from_utf8(unescaped) {
+            Ok(text) => Ok(push_scratch(scratch, text)),
+            Err(e) => {
+                let byte = unescaped[e.valid_up_to()];
+                Err(self.error(
+                    0,
+                    format!(
+                        "${} unescapes to invalid UTF-8 (byte 0x{byte:02X}); text columns must be UTF-8",
+                        self.spec.var
+                    ),
+                ))
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn check_room(&self, held: usize, len: usize) -> Result<(), LineError> {
+        if held + len <= i32::MAX as usize {
             return Ok(());
         }
-        std::str::from_utf8(bytes).map(|_| ()).map_err(|e| {
-            let bad = bytes[e.valid_up_to()];
-            self.error(
-                e.valid_up_to(),
-                format!("invalid UTF-8 (byte 0x{bad:02X}) in ${}; text columns must be UTF-8", self.spec.var),
-            )
-        })
+        Err(self.error(
+            0,
+            format!(
+                "the batch already holds 2 GiB of ${} text; use a smaller batch_size",
+                self.spec.var
+            ),
+        ))
     }
 
-    #[inline]
-    fn room(&self, col: &TextColumn, len: usize) -> Result<(), LineError> {
-        if col.has_room(len) {
-            Ok(())
-        } else {
-            Err(self.error(
-                0,
-                format!(
-                    "the batch already holds 2 GiB of ${} text; use a smaller batch_size",
-                    self.spec.var
-                ),
-            ))
-        }
-    }
-
+    #[cold]
     fn number_error(&self, e: NumberError, what: &str) -> LineError {
-        let shown = found(self.bytes, 40);
+        let shown = found(self.bytes(), 40);
         match e {
             NumberError::NotANumber => {
                 self.error(0, format!("expected {what} in ${}, found {shown}", self.spec.var))
             }
-            NumberError::TooLarge => self.error(
-                0,
-                format!("${} value {shown} is out of range", self.spec.var),
-            ),
+            NumberError::TooLarge => {
+                self.error(0, format!("${} value {shown} is out of range", self.spec.var))
+            }
         }
+    }
+}
+
+fn sink_bytes(col: &arrow_array::builder::StringBuilder) -> usize {
+    col.values_slice().len()
+}
+
+fn push_scratch(scratch: &mut String, text: &str) -> Span {
+    let start = scratch.len();
+    scratch.push_str(text);
+    Span {
+        scratch: true,
+        start,
+        end: scratch.len(),
     }
 }

@@ -30,6 +30,28 @@ pub(crate) fn find_byte(needle: u8, hay: &[u8]) -> Option<usize> {
     tail.iter().position(|&b| b == needle).map(|p| base + p)
 }
 
+/// `(all bytes are ASCII, some byte is a backslash)` in one pass over the line.
+#[inline]
+pub(crate) fn ascii_and_backslash(line: &[u8]) -> (bool, bool) {
+    let backslashes = LO * u64::from(b'\\');
+    let (words, tail) = line.as_chunks::<8>();
+    let (mut high, mut hits) = (0_u64, 0_u64);
+    for word in words {
+        let w = u64::from_le_bytes(*word);
+        high |= w;
+        let x = w ^ backslashes;
+        hits |= x.wrapping_sub(LO) & !x;
+    }
+    // Per word, `hits & HI` is non-zero exactly when some byte equals the backslash.
+    let mut ascii = high & HI == 0;
+    let mut backslash = hits & HI != 0;
+    for &b in tail {
+        ascii &= b.is_ascii();
+        backslash |= b == b'\\';
+    }
+    (ascii, backslash)
+}
+
 /// Position of the last `needle` in `hay`, scanning from the end byte by byte (for short tails
 /// such as the protocol of a request line).
 #[inline(always)]
@@ -40,6 +62,39 @@ pub(crate) fn rfind_byte(needle: u8, hay: &[u8]) -> Option<usize> {
         }
     }
     memchr::memrchr(needle, &hay[..hay.len().saturating_sub(16)])
+}
+
+/// Literal text of a format, matched with one masked 8-byte comparison when it is short.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Literal {
+    pub bytes: Vec<u8>,
+    word: u64,
+    mask: u64,
+}
+
+impl Literal {
+    pub(crate) fn new(bytes: Vec<u8>) -> Self {
+        let (mut word, mut mask) = (0, 0);
+        if bytes.len() <= 8 {
+            for (i, &b) in bytes.iter().enumerate() {
+                word |= u64::from(b) << (8 * i);
+                mask |= 0xFF << (8 * i);
+            }
+        }
+        Self { bytes, word, mask }
+    }
+
+    /// True when `line[at..]` starts with this literal.
+    #[inline(always)]
+    pub(crate) fn is_at(&self, line: &[u8], at: usize) -> bool {
+        let Some(rest) = line.get(at..) else {
+            return false;
+        };
+        match rest.first_chunk::<8>() {
+            Some(w) if self.bytes.len() <= 8 => u64::from_le_bytes(*w) & self.mask == self.word,
+            _ => starts_with(rest, &self.bytes),
+        }
+    }
 }
 
 /// `hay.starts_with(prefix)` without a call to `memcmp` for the short literals of a format.
@@ -56,7 +111,9 @@ pub(crate) fn eq_short(a: &[u8], b: &[u8]) -> bool {
     }
     let (aw, at) = a.as_chunks::<8>();
     let (bw, bt) = b.as_chunks::<8>();
-    aw.iter().zip(bw).all(|(x, y)| u64::from_ne_bytes(*x) == u64::from_ne_bytes(*y))
+    aw.iter()
+        .zip(bw)
+        .all(|(x, y)| u64::from_ne_bytes(*x) == u64::from_ne_bytes(*y))
         && at.iter().zip(bt).all(|(x, y)| x == y)
 }
 
@@ -77,11 +134,35 @@ mod tests {
                 })
                 .collect();
             for needle in [b' ', b'"', 0x80, 0x01, b'z'] {
-                assert_eq!(find_byte(needle, &hay), memchr::memchr(needle, &hay), "{len} {needle}");
-                assert_eq!(rfind_byte(needle, &hay), memchr::memrchr(needle, &hay), "{len} {needle}");
+                assert_eq!(
+                    find_byte(needle, &hay),
+                    memchr::memchr(needle, &hay),
+                    "{len} {needle}"
+                );
+                assert_eq!(
+                    rfind_byte(needle, &hay),
+                    memchr::memrchr(needle, &hay),
+                    "{len} {needle}"
+                );
             }
         }
         assert_eq!(find_byte(b'x', &[0; 100]), None);
+    }
+
+    #[test]
+    fn line_facts() {
+        assert_eq!(ascii_and_backslash(b""), (true, false));
+        assert_eq!(ascii_and_backslash(b"0123456789abcdef\\"), (true, true));
+        assert_eq!(ascii_and_backslash(b"01234567\\9abcdefgh"), (true, true));
+        assert_eq!(ascii_and_backslash(b"0123456789abcdefghij"), (true, false));
+        assert_eq!(
+            ascii_and_backslash("0123456789abcdefghé".as_bytes()).0,
+            false
+        );
+        assert_eq!(
+            ascii_and_backslash("é0123456789abcdefgh".as_bytes()).0,
+            false
+        );
     }
 
     #[test]
@@ -89,8 +170,27 @@ mod tests {
         assert!(starts_with(b"\" \"abc", b"\" \""));
         assert!(!starts_with(b"\" ", b"\" \""));
         assert!(starts_with(b"x", b""));
-        assert!(eq_short(b"10/Oct/2000:13:55:36 -0700", b"10/Oct/2000:13:55:36 -0700"));
-        assert!(!eq_short(b"10/Oct/2000:13:55:36 -0700", b"10/Oct/2000:13:55:37 -0700"));
-        assert!(!eq_short(b"10/Oct/2000:13:55:36 -0700", b"10/Oct/2000:13:55:36 -070"));
+        let lit = Literal::new(b"\" \"".to_vec());
+        assert!(lit.is_at(b"ab\" \"cdefghijk", 2));
+        assert!(lit.is_at(b"ab\" \"", 2));
+        assert!(!lit.is_at(b"ab\" \"", 3));
+        assert!(!lit.is_at(b"ab\" ", 2));
+        assert!(!lit.is_at(b"ab", 9));
+        assert!(Literal::new(Vec::new()).is_at(b"ab", 2));
+        let long = Literal::new(b"0123456789".to_vec());
+        assert!(long.is_at(b"x0123456789y", 1));
+        assert!(!long.is_at(b"x012345678y", 1));
+        assert!(eq_short(
+            b"10/Oct/2000:13:55:36 -0700",
+            b"10/Oct/2000:13:55:36 -0700"
+        ));
+        assert!(!eq_short(
+            b"10/Oct/2000:13:55:36 -0700",
+            b"10/Oct/2000:13:55:37 -0700"
+        ));
+        assert!(!eq_short(
+            b"10/Oct/2000:13:55:36 -0700",
+            b"10/Oct/2000:13:55:36 -070"
+        ));
     }
 }

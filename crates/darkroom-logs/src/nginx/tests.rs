@@ -49,17 +49,30 @@ fn text(batch: &RecordBatch, column: &str) -> Option<String> {
 }
 
 fn int(batch: &RecordBatch, column: &str) -> Option<i64> {
-    let col = batch.column_by_name(column).unwrap().as_primitive::<Int64Type>();
+    let col = batch
+        .column_by_name(column)
+        .unwrap()
+        .as_primitive::<Int64Type>();
     col.is_valid(0).then(|| col.value(0))
 }
 
 fn ts(batch: &RecordBatch) -> String {
-    let micros = batch.column_by_name("event_ts").unwrap().as_primitive::<TimestampMicrosecondType>().value(0);
-    DateTime::from_timestamp_micros(micros).unwrap().to_rfc3339()
+    let micros = batch
+        .column_by_name("event_ts")
+        .unwrap()
+        .as_primitive::<TimestampMicrosecondType>()
+        .value(0);
+    DateTime::from_timestamp_micros(micros)
+        .unwrap()
+        .to_rfc3339()
 }
 
 fn date(batch: &RecordBatch) -> NaiveDate {
-    let days = batch.column_by_name("event_date").unwrap().as_primitive::<Date32Type>().value(0);
+    let days = batch
+        .column_by_name("event_date")
+        .unwrap()
+        .as_primitive::<Date32Type>()
+        .value(0);
     NaiveDate::from_ymd_opt(1970, 1, 1).unwrap() + chrono::Days::new(days as u64)
 }
 
@@ -76,12 +89,27 @@ fn combined_line_fills_every_column() {
     assert_eq!(ts(&b), "2000-10-10T20:55:36+00:00");
     assert_eq!(date(&b), NaiveDate::from_ymd_opt(2000, 10, 10).unwrap());
     assert_eq!(text(&b, "request_method").as_deref(), Some("GET"));
-    assert_eq!(text(&b, "request_path").as_deref(), Some("/apache_pb.gif?a=1&b=2"));
+    assert_eq!(
+        text(&b, "request_path").as_deref(),
+        Some("/apache_pb.gif?a=1&b=2")
+    );
     assert_eq!(text(&b, "request_protocol").as_deref(), Some("HTTP/1.0"));
-    assert_eq!(b.column_by_name("status").unwrap().as_primitive::<Int32Type>().value(0), 200);
+    assert_eq!(
+        b.column_by_name("status")
+            .unwrap()
+            .as_primitive::<Int32Type>()
+            .value(0),
+        200
+    );
     assert_eq!(int(&b, "body_bytes_sent"), Some(2326));
-    assert_eq!(text(&b, "http_referer").as_deref(), Some("http://www.example.com/start.html"));
-    assert_eq!(text(&b, "http_user_agent").as_deref(), Some("Mozilla/4.08 [en] (Win98; I ;Nav)"));
+    assert_eq!(
+        text(&b, "http_referer").as_deref(),
+        Some("http://www.example.com/start.html")
+    );
+    assert_eq!(
+        text(&b, "http_user_agent").as_deref(),
+        Some("Mozilla/4.08 [en] (Win98; I ;Nav)")
+    );
     assert_eq!(int(&b, "line"), Some(1));
 }
 
@@ -89,12 +117,26 @@ fn combined_line_fills_every_column() {
 fn demo_format_with_visitor_user_and_request_time() {
     let line = format!("{LINE} vid=v-123 uid=42 rt=0.125");
     let b = parse_ok("demo", &line);
-    let names: Vec<_> = b.schema().fields().iter().map(|f| f.name().clone()).collect();
-    assert_eq!(names[11..], ["cookie_vid", "user_id", "request_time", "line"]);
-    assert_eq!(text(&b, "http_user_agent").as_deref(), Some("Mozilla/4.08 [en] (Win98; I ;Nav)"));
+    let names: Vec<_> = b
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    assert_eq!(
+        names[11..],
+        ["cookie_vid", "user_id", "request_time", "line"]
+    );
+    assert_eq!(
+        text(&b, "http_user_agent").as_deref(),
+        Some("Mozilla/4.08 [en] (Win98; I ;Nav)")
+    );
     assert_eq!(text(&b, "cookie_vid").as_deref(), Some("v-123"));
     assert_eq!(text(&b, "user_id").as_deref(), Some("42"));
-    let rt = b.column_by_name("request_time").unwrap().as_primitive::<Float64Type>();
+    let rt = b
+        .column_by_name("request_time")
+        .unwrap()
+        .as_primitive::<Float64Type>();
     assert_eq!(rt.value(0), 0.125);
     // Anonymous visitor: nginx writes '-' for empty variables.
     let b = parse_ok("demo", &format!("{LINE} vid=v-9 uid=- rt=-"));
@@ -109,15 +151,27 @@ fn demo_format_with_visitor_user_and_request_time() {
 fn quotes_and_escaped_quotes_inside_fields() {
     // Raw quotes inside the last field: it is matched from the end of the line.
     let b = parse_ok("combined", &combined(r#"Mozilla/5.0 "quoted" (X11)"#));
-    assert_eq!(text(&b, "http_user_agent").as_deref(), Some(r#"Mozilla/5.0 "quoted" (X11)"#));
+    assert_eq!(
+        text(&b, "http_user_agent").as_deref(),
+        Some(r#"Mozilla/5.0 "quoted" (X11)"#)
+    );
     // Escaped quotes as nginx (\x22) and Apache (\") write them, in the path and the agent.
     let line = r#"10.1.2.3 - - [01/Jan/2024:12:00:00 +0000] "GET /search?q=\"a b\"&r=\x22c\x22 HTTP/1.1" 200 5 "ref \" \"x" "UA \"q\" \\ end\\""#;
     let b = parse_ok("combined", line);
-    assert_eq!(text(&b, "request_path").as_deref(), Some(r#"/search?q="a b"&r="c""#));
+    assert_eq!(
+        text(&b, "request_path").as_deref(),
+        Some(r#"/search?q="a b"&r="c""#)
+    );
     assert_eq!(text(&b, "http_referer").as_deref(), Some(r#"ref " "x"#));
-    assert_eq!(text(&b, "http_user_agent").as_deref(), Some(r#"UA "q" \ end\"#));
+    assert_eq!(
+        text(&b, "http_user_agent").as_deref(),
+        Some(r#"UA "q" \ end\"#)
+    );
     // In the demo format the agent is not last: it ends at the first unescaped `" vid=`.
-    let line = format!(r#"{}\" vid=x" vid=v1 uid=- rt=0.001"#, &combined("")[..combined("").len() - 1]);
+    let line = format!(
+        r#"{}\" vid=x" vid=v1 uid=- rt=0.001"#,
+        &combined("")[..combined("").len() - 1]
+    );
     let b = parse_ok("demo", &line);
     assert_eq!(text(&b, "http_user_agent").as_deref(), Some(r#"" vid=x"#));
     assert_eq!(text(&b, "cookie_vid").as_deref(), Some("v1"));
@@ -137,19 +191,38 @@ fn ipv6_client_addresses() {
 #[test]
 fn ip_policies_apply_in_the_parser() {
     let options = ParseOptions {
-        ip_policy: IpPolicy::Truncate { v4_prefix: 24, v6_prefix: 48 },
+        ip_policy: IpPolicy::Truncate {
+            v4_prefix: 24,
+            v6_prefix: 48,
+        },
         ..ParseOptions::default()
     };
     let mut p = NginxParser::new(NginxFormat::combined(), options);
     p.push_line(combined("x").as_bytes(), 1).unwrap();
-    p.push_line(combined("x").replacen("10.1.2.3", "2001:db8:1:2::1", 1).as_bytes(), 2).unwrap();
-    let err = p.push_line(combined("x").replacen("10.1.2.3", "unix:", 1).as_bytes(), 3).unwrap_err();
+    p.push_line(
+        combined("x")
+            .replacen("10.1.2.3", "2001:db8:1:2::1", 1)
+            .as_bytes(),
+        2,
+    )
+    .unwrap();
+    let err = p
+        .push_line(combined("x").replacen("10.1.2.3", "unix:", 1).as_bytes(), 3)
+        .unwrap_err();
     assert_eq!(err.field.as_deref(), Some("remote_addr"));
     let b = p.finish_batch().unwrap();
     let addrs = b.column_by_name("remote_addr").unwrap().as_string::<i32>();
-    assert_eq!(addrs.iter().collect::<Vec<_>>(), [Some("10.1.2.0"), Some("2001:db8:1::")]);
+    assert_eq!(
+        addrs.iter().collect::<Vec<_>>(),
+        [Some("10.1.2.0"), Some("2001:db8:1::")]
+    );
 
-    let options = ParseOptions { ip_policy: IpPolicy::Hash { salt: b"s".to_vec() }, ..ParseOptions::default() };
+    let options = ParseOptions {
+        ip_policy: IpPolicy::Hash {
+            salt: b"s".to_vec(),
+        },
+        ..ParseOptions::default()
+    };
     let mut p = NginxParser::new(NginxFormat::combined(), options);
     p.push_line(combined("x").as_bytes(), 1).unwrap();
     let b = p.finish_batch().unwrap();
@@ -177,10 +250,16 @@ fn tls_garbage_and_odd_requests_are_not_errors() {
     let tls = r#"10.1.2.3 - - [01/Jan/2024:12:00:00 +0000] "\x16\x03\x01\x00\xA5\x01\x00\x00\xA1\x03\x03" 400 157 "-" "-""#;
     let b = parse_ok("combined", tls);
     assert_eq!(text(&b, "request_method"), None);
-    assert_eq!(text(&b, "request_path").as_deref(), Some(r"\x16\x03\x01\x00\xA5\x01\x00\x00\xA1\x03\x03"));
+    assert_eq!(
+        text(&b, "request_path").as_deref(),
+        Some(r"\x16\x03\x01\x00\xA5\x01\x00\x00\xA1\x03\x03")
+    );
     let b = parse_ok("combined", &combined("x").replace("GET / HTTP/1.1", ""));
     assert_eq!(text(&b, "request_path").as_deref(), Some(""));
-    let b = parse_ok("combined", &combined("x").replace("GET / HTTP/1.1", "GET /"));
+    let b = parse_ok(
+        "combined",
+        &combined("x").replace("GET / HTTP/1.1", "GET /"),
+    );
     assert_eq!(text(&b, "request_path").as_deref(), Some("GET /"));
 }
 
@@ -198,17 +277,29 @@ fn invalid_utf8_is_a_line_error() {
     assert_eq!(e.field.as_deref(), Some("http_user_agent"));
     // Valid multi-byte UTF-8 as raw bytes is fine.
     let b = parse_ok("combined", &combined("Mozilla ü 日本"));
-    assert_eq!(text(&b, "http_user_agent").as_deref(), Some("Mozilla ü 日本"));
+    assert_eq!(
+        text(&b, "http_user_agent").as_deref(),
+        Some("Mozilla ü 日本")
+    );
 }
 
 #[test]
 fn crlf_does_not_leak_into_the_last_field() {
     let b = parse_ok("combined", &format!("{}\r", combined("ua")));
     assert_eq!(text(&b, "http_user_agent").as_deref(), Some("ua"));
-    let b = parse_ok("common", &format!("{}\r", LINE.split(" \"http").next().unwrap()));
+    let b = parse_ok(
+        "common",
+        &format!("{}\r", LINE.split(" \"http").next().unwrap()),
+    );
     assert_eq!(int(&b, "body_bytes_sent"), Some(2326));
     let b = parse_ok("demo", &format!("{LINE} vid=v uid=u\\x20 rt=0.5\r"));
-    assert_eq!(b.column_by_name("request_time").unwrap().as_primitive::<Float64Type>().value(0), 0.5);
+    assert_eq!(
+        b.column_by_name("request_time")
+            .unwrap()
+            .as_primitive::<Float64Type>()
+            .value(0),
+        0.5
+    );
     assert_eq!(parse_err("combined", b"\r").reason, "empty line");
 }
 
@@ -222,27 +313,55 @@ fn a_one_megabyte_line_parses() {
 #[test]
 fn timestamps_in_other_zones_give_the_utc_instant_and_project_date() {
     let at = |t: &str| combined("x").replace("01/Jan/2024:12:00:00 +0000", t);
-    assert_eq!(ts(&parse_ok("combined", &at("10/Oct/2000:13:55:36 -0700"))), "2000-10-10T20:55:36+00:00");
-    assert_eq!(ts(&parse_ok("combined", &at("01/Jan/2024:02:00:00 +0530"))), "2023-12-31T20:30:00+00:00");
+    assert_eq!(
+        ts(&parse_ok("combined", &at("10/Oct/2000:13:55:36 -0700"))),
+        "2000-10-10T20:55:36+00:00"
+    );
+    assert_eq!(
+        ts(&parse_ok("combined", &at("01/Jan/2024:02:00:00 +0530"))),
+        "2023-12-31T20:30:00+00:00"
+    );
     // event_date is the date in the project zone, not in the line's zone.
-    let options = ParseOptions { timezone: chrono_tz::America::Toronto, ..ParseOptions::default() };
+    let options = ParseOptions {
+        timezone: chrono_tz::America::Toronto,
+        ..ParseOptions::default()
+    };
     let mut p = NginxParser::new(NginxFormat::combined(), options);
-    p.push_line(at("02/Jan/2024:03:00:00 +0000").as_bytes(), 1).unwrap();
-    p.push_line(at("02/Jan/2024:06:00:00 +0100").as_bytes(), 2).unwrap();
-    p.push_line(at("02/Jan/2024:06:00:00 +0100").as_bytes(), 3).unwrap();
+    p.push_line(at("02/Jan/2024:03:00:00 +0000").as_bytes(), 1)
+        .unwrap();
+    p.push_line(at("02/Jan/2024:06:00:00 +0100").as_bytes(), 2)
+        .unwrap();
+    p.push_line(at("02/Jan/2024:06:00:00 +0100").as_bytes(), 3)
+        .unwrap();
     let b = p.finish_batch().unwrap();
-    let dates = b.column_by_name("event_date").unwrap().as_primitive::<Date32Type>();
-    let day = |d: u32| (NaiveDate::from_ymd_opt(2024, 1, d).unwrap() - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()).num_days() as i32;
+    let dates = b
+        .column_by_name("event_date")
+        .unwrap()
+        .as_primitive::<Date32Type>();
+    let day = |d: u32| {
+        (NaiveDate::from_ymd_opt(2024, 1, d).unwrap()
+            - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap())
+        .num_days() as i32
+    };
     assert_eq!(dates.values().to_vec(), [day(1), day(2), day(2)]);
 }
 
 #[test]
 fn iso8601_and_msec_formats() {
-    let b = parse_ok("$remote_addr $time_iso8601 $status", "::1 2000-10-10T13:55:36-07:00 204");
+    let b = parse_ok(
+        "$remote_addr $time_iso8601 $status",
+        "::1 2000-10-10T13:55:36-07:00 204",
+    );
     assert_eq!(ts(&b), "2000-10-10T20:55:36+00:00");
-    let b = parse_ok("$msec $remote_addr \"$request\" $request_time $upstream_response_time", "1700000000.123 1.2.3.4 \"POST /api HTTP/2.0\" 0.010 0.004, 0.006");
+    let b = parse_ok(
+        "$msec $remote_addr \"$request\" $request_time $upstream_response_time",
+        "1700000000.123 1.2.3.4 \"POST /api HTTP/2.0\" 0.010 0.004, 0.006",
+    );
     assert_eq!(ts(&b), "2023-11-14T22:13:20.123+00:00");
-    assert_eq!(text(&b, "upstream_response_time").as_deref(), Some("0.004, 0.006"));
+    assert_eq!(
+        text(&b, "upstream_response_time").as_deref(),
+        Some("0.004, 0.006")
+    );
     let e = parse_err("$msec $status", b"1700000000.1234567 200");
     assert_eq!(e.field.as_deref(), Some("msec"));
 }
@@ -255,14 +374,20 @@ fn lines_in_other_formats_are_errors_with_a_place() {
     let apache = b"[Wed Oct 11 14:32:52 2000] [error] [client 127.0.0.1] client denied by server configuration";
     let e = parse_err("combined", apache);
     assert_eq!((e.column, e.field.as_deref()), (5, Some("remote_addr")));
-    assert_eq!(e.to_string(), "column 5 ($remote_addr): expected ' - ' after $remote_addr, found ' Oc'");
+    assert_eq!(
+        e.to_string(),
+        "column 5 ($remote_addr): expected ' - ' after $remote_addr, found ' Oc'"
+    );
     // A common line lacks the referer and user agent.
     let common = LINE.split(" \"http").next().unwrap();
     let e = parse_err("combined", common.as_bytes());
     assert_eq!(e.field.as_deref(), Some("body_bytes_sent"));
     assert!(e.reason.contains("end of line"), "{e}");
     // A bad time names the byte.
-    let e = parse_err("combined", combined("x").replace("01/Jan", "01/Gan").as_bytes());
+    let e = parse_err(
+        "combined",
+        combined("x").replace("01/Jan", "01/Gan").as_bytes(),
+    );
     assert_eq!((e.column, e.field.as_deref()), (18, Some("time_local")));
     assert!(e.reason.contains("found 'G'"), "{e}");
     let e = parse_err("combined", b"GET / HTTP/1.1");
@@ -277,22 +402,41 @@ fn truncated_and_empty_lines() {
     assert_eq!(e.field.as_deref(), Some("http_user_agent"));
     assert_eq!(e.column, cut.len() + 1);
     // Cut right after an escaped quote: the quote does not close the field.
-    let e = parse_err("combined", combined("Mozilla \\\"").trim_end_matches('"').as_bytes());
+    let e = parse_err(
+        "combined",
+        combined("Mozilla \\\"").trim_end_matches('"').as_bytes(),
+    );
     assert_eq!(e.field.as_deref(), Some("http_user_agent"));
     let e = parse_err("combined", b"");
-    assert_eq!((e.column, e.field.as_deref(), e.reason.as_str()), (1, None, "empty line"));
+    assert_eq!(
+        (e.column, e.field.as_deref(), e.reason.as_str()),
+        (1, None, "empty line")
+    );
     assert_eq!(e.to_string(), "column 1: empty line");
 }
 
 #[test]
 fn bad_numbers_name_the_field() {
-    let e = parse_err("combined", combined("x").replace(" 200 5 ", " 200 99999999999999999999 ").as_bytes());
+    let e = parse_err(
+        "combined",
+        combined("x")
+            .replace(" 200 5 ", " 200 99999999999999999999 ")
+            .as_bytes(),
+    );
     assert_eq!(e.field.as_deref(), Some("body_bytes_sent"));
     assert!(e.reason.contains("out of range"), "{e}");
-    let e = parse_err("combined", combined("x").replace(" 200 5 ", " 2x0 5 ").as_bytes());
+    let e = parse_err(
+        "combined",
+        combined("x").replace(" 200 5 ", " 2x0 5 ").as_bytes(),
+    );
     assert_eq!(e.field.as_deref(), Some("status"));
     assert!(e.reason.contains("expected an HTTP status code"), "{e}");
-    let e = parse_err("combined", combined("x").replace(" 200 5 ", " 3000000000 5 ").as_bytes());
+    let e = parse_err(
+        "combined",
+        combined("x")
+            .replace(" 200 5 ", " 3000000000 5 ")
+            .as_bytes(),
+    );
     assert_eq!(e.field.as_deref(), Some("status"));
     let e = parse_err("demo", format!("{LINE} vid=v uid=u rt=fast").as_bytes());
     assert_eq!(e.field.as_deref(), Some("request_time"));
@@ -309,9 +453,15 @@ fn errors_roll_back_and_batches_restart() {
     assert_eq!(p.len(), 2);
     let b = p.finish_batch().unwrap();
     assert_eq!(b.num_rows(), 2);
-    let lines = b.column_by_name("line").unwrap().as_primitive::<Int64Type>();
+    let lines = b
+        .column_by_name("line")
+        .unwrap()
+        .as_primitive::<Int64Type>();
     assert_eq!(lines.values().to_vec(), [1, 4]);
-    let agents = b.column_by_name("http_user_agent").unwrap().as_string::<i32>();
+    let agents = b
+        .column_by_name("http_user_agent")
+        .unwrap()
+        .as_string::<i32>();
     assert_eq!(agents.value(1), "ok");
     assert!(p.is_empty());
     let empty = p.finish_batch().unwrap();
@@ -343,7 +493,9 @@ fn random_mutations_never_panic_and_ok_rows_are_whole() {
         combined(r#"UA \"x\" \xC3\xA9"#),
         r#"2001:db8::1 - - [10/Oct/2000:13:55:36 +0530] "-" 400 - "-" "-""#.to_owned(),
     ];
-    let specials: &[&[u8]] = &[b"\"", b"\\", b" ", b"-", b"\r", b"\xFF", b"\\x", b"[", b"]", b"\" \"", b"\xC3", b"0"];
+    let specials: &[&[u8]] = &[
+        b"\"", b"\\", b" ", b"-", b"\r", b"\xFF", b"\\x", b"[", b"]", b"\" \"", b"\xC3", b"0",
+    ];
     let mut parsers = [parser("combined"), parser("common"), parser("demo")];
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let mut ok = [0_usize; 3];

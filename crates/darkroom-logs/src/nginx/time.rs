@@ -38,8 +38,14 @@ impl Clock {
     /// Parses `text` as `kind`; on failure returns the byte offset within `text` that is wrong
     /// and what was expected.
     #[inline]
-    pub(crate) fn parse(&mut self, kind: TimeKind, text: &[u8]) -> Result<(i64, i32), (usize, &'static str)> {
-        if text.len() == self.last_len && super::scan::eq_short(text, &self.last_text[..self.last_len]) {
+    pub(crate) fn parse(
+        &mut self,
+        kind: TimeKind,
+        text: &[u8],
+    ) -> Result<(i64, i32), (usize, &'static str)> {
+        if text.len() == self.last_len
+            && super::scan::eq_short(text, &self.last_text[..self.last_len])
+        {
             return Ok(self.last_value);
         }
         let micros = match kind {
@@ -77,7 +83,11 @@ impl Clock {
 
     fn offset_at(&self, secs: i64) -> i32 {
         match DateTime::from_timestamp(secs, 0) {
-            Some(utc) => self.tz.offset_from_utc_datetime(&utc.naive_utc()).fix().local_minus_utc(),
+            Some(utc) => self
+                .tz
+                .offset_from_utc_datetime(&utc.naive_utc())
+                .fix()
+                .local_minus_utc(),
             None => 0,
         }
     }
@@ -101,8 +111,17 @@ fn num(text: &[u8], at: usize, len: usize) -> Result<i64, (usize, &'static str)>
 }
 
 #[inline]
-fn expect(text: &[u8], i: usize, byte: u8, what: &'static str) -> Result<(), (usize, &'static str)> {
-    if text.get(i) == Some(&byte) { Ok(()) } else { Err((i, what)) }
+fn expect(
+    text: &[u8],
+    i: usize,
+    byte: u8,
+    what: &'static str,
+) -> Result<(), (usize, &'static str)> {
+    if text.get(i) == Some(&byte) {
+        Ok(())
+    } else {
+        Err((i, what))
+    }
 }
 
 fn month(name: &[u8]) -> Option<u32> {
@@ -160,8 +179,9 @@ fn to_micros(
     if hour > 23 || minute > 59 || second > 59 {
         return Err((time_at, "a time from 00:00:00 to 23:59:59"));
     }
-    let secs = days_from_civil(year, month, day) * SECS_PER_DAY + hour * 3600 + minute * 60 + second
-        - offset_secs;
+    let secs =
+        days_from_civil(year, month, day) * SECS_PER_DAY + hour * 3600 + minute * 60 + second
+            - offset_secs;
     Ok(secs * MICROS_PER_SEC)
 }
 
@@ -169,7 +189,10 @@ fn to_micros(
 pub(crate) fn parse_local(t: &[u8]) -> Result<i64, (usize, &'static str)> {
     let day = num(t, 0, 2)?;
     expect(t, 2, b'/', "'/' after the day")?;
-    let month = t.get(3..6).and_then(month).ok_or((3, "a month name such as 'Oct'"))?;
+    let month = t
+        .get(3..6)
+        .and_then(month)
+        .ok_or((3, "a month name such as 'Oct'"))?;
     expect(t, 6, b'/', "'/' after the month")?;
     let year = num(t, 7, 4)?;
     expect(t, 11, b':', "':' after the year")?;
@@ -186,7 +209,10 @@ pub(crate) fn parse_local(t: &[u8]) -> Result<i64, (usize, &'static str)> {
     };
     let offset = sign * (num(t, 22, 2)? * 3600 + num(t, 24, 2)? * 60);
     if t.len() != 26 {
-        return Err((26.min(t.len()), "the end of the time after the 4-digit UTC offset"));
+        return Err((
+            26.min(t.len()),
+            "the end of the time after the 4-digit UTC offset",
+        ));
     }
     to_micros((year, month, day), (hour, minute, second), offset, 0, 12)
 }
@@ -270,31 +296,58 @@ mod tests {
     use chrono::{NaiveDate, Utc};
 
     fn utc(s: &str) -> i64 {
-        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc).timestamp_micros()
+        DateTime::parse_from_rfc3339(s)
+            .unwrap()
+            .with_timezone(&Utc)
+            .timestamp_micros()
     }
 
     #[test]
     fn local_time_converts_the_offset_to_utc() {
-        assert_eq!(parse_local(b"10/Oct/2000:13:55:36 -0700").unwrap(), utc("2000-10-10T20:55:36Z"));
-        assert_eq!(parse_local(b"01/Jan/2024:00:10:00 +0530").unwrap(), utc("2023-12-31T18:40:00Z"));
-        assert_eq!(parse_local(b"29/Feb/2024:23:59:59 +0000").unwrap(), utc("2024-02-29T23:59:59Z"));
+        assert_eq!(
+            parse_local(b"10/Oct/2000:13:55:36 -0700").unwrap(),
+            utc("2000-10-10T20:55:36Z")
+        );
+        assert_eq!(
+            parse_local(b"01/Jan/2024:00:10:00 +0530").unwrap(),
+            utc("2023-12-31T18:40:00Z")
+        );
+        assert_eq!(
+            parse_local(b"29/Feb/2024:23:59:59 +0000").unwrap(),
+            utc("2024-02-29T23:59:59Z")
+        );
         assert_eq!(parse_local(b"29/Feb/2023:00:00:00 +0000").unwrap_err().0, 0);
         assert_eq!(parse_local(b"10/Okt/2000:13:55:36 -0700").unwrap_err().0, 3);
-        assert_eq!(parse_local(b"10/Oct/2000:24:00:00 -0700").unwrap_err().0, 12);
+        assert_eq!(
+            parse_local(b"10/Oct/2000:24:00:00 -0700").unwrap_err().0,
+            12
+        );
         assert_eq!(parse_local(b"10/Oct/2000:13:55:36").unwrap_err().0, 20);
-        assert_eq!(parse_local(b"10/Oct/2000:13:55:36 -07000").unwrap_err().0, 26);
+        assert_eq!(
+            parse_local(b"10/Oct/2000:13:55:36 -07000").unwrap_err().0,
+            26
+        );
     }
 
     #[test]
     fn iso8601_and_msec() {
-        assert_eq!(parse_iso8601(b"2000-10-10T13:55:36-07:00").unwrap(), utc("2000-10-10T20:55:36Z"));
-        assert_eq!(parse_iso8601(b"2000-10-10T13:55:36Z").unwrap(), utc("2000-10-10T13:55:36Z"));
+        assert_eq!(
+            parse_iso8601(b"2000-10-10T13:55:36-07:00").unwrap(),
+            utc("2000-10-10T20:55:36Z")
+        );
+        assert_eq!(
+            parse_iso8601(b"2000-10-10T13:55:36Z").unwrap(),
+            utc("2000-10-10T13:55:36Z")
+        );
         assert_eq!(
             parse_iso8601(b"2000-10-10T13:55:36.25+05:30").unwrap(),
             utc("2000-10-10T08:25:36.25Z")
         );
         assert!(parse_iso8601(b"2000-10-10 13:55:36Z").is_err());
-        assert_eq!(parse_msec(b"1700000000.123").unwrap(), 1_700_000_000_123_000);
+        assert_eq!(
+            parse_msec(b"1700000000.123").unwrap(),
+            1_700_000_000_123_000
+        );
         assert_eq!(parse_msec(b"1700000000").unwrap(), 1_700_000_000_000_000);
         assert!(parse_msec(b"1700000000.").is_err());
         assert!(parse_msec(b"17e9").is_err());
@@ -305,8 +358,9 @@ mod tests {
     fn local_date_uses_the_project_zone_across_dst() {
         let mut clock = Clock::new(chrono_tz::America::Toronto);
         let days = |d: &str| {
-            (NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap() - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap())
-                .num_days() as i32
+            (NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap()
+                - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap())
+            .num_days() as i32
         };
         // 03:30 UTC is 23:30 the previous day in Toronto (EDT, -4) and 22:30 in winter (EST, -5).
         for (text, date) in [
@@ -322,9 +376,13 @@ mod tests {
             assert_eq!(got, days(date), "{}", String::from_utf8_lossy(text));
         }
         let mut kolkata = Clock::new(chrono_tz::Asia::Kolkata);
-        let (_, got) = kolkata.parse(TimeKind::Local, b"01/Jan/2024:18:29:59 +0000").unwrap();
+        let (_, got) = kolkata
+            .parse(TimeKind::Local, b"01/Jan/2024:18:29:59 +0000")
+            .unwrap();
         assert_eq!(got, days("2024-01-01"));
-        let (_, got) = kolkata.parse(TimeKind::Local, b"01/Jan/2024:18:30:00 +0000").unwrap();
+        let (_, got) = kolkata
+            .parse(TimeKind::Local, b"01/Jan/2024:18:30:00 +0000")
+            .unwrap();
         assert_eq!(got, days("2024-01-02"));
     }
 }

@@ -7,8 +7,7 @@ use crate::harness::{TestProject, lines};
 
 const D: &str = "2026-03-01";
 const COUNT: &str = "SELECT count(*) FROM raw_web WHERE file_date = DATE '2026-03-01'";
-const DISTINCT: &str =
-    "SELECT count(*) FROM (SELECT DISTINCT host, file, line FROM raw_web WHERE file_date = DATE '2026-03-01')";
+const DISTINCT: &str = "SELECT count(*) FROM (SELECT DISTINCT host, file, line FROM raw_web WHERE file_date = DATE '2026-03-01')";
 
 fn assert_exactly(p: &TestProject, n: i64) {
     assert_eq!(p.count(COUNT), n);
@@ -48,10 +47,16 @@ fn failpoints_at_each_step_of_a_write() {
         assert!(!out.status.success(), "{point}: the process must die");
         let stderr = String::from_utf8_lossy(&out.stderr);
         let (name, table) = point.split_once(':').unwrap();
-        assert!(stderr.contains(name) && stderr.contains(table), "{point}: {stderr}");
+        assert!(
+            stderr.contains(name) && stderr.contains(table),
+            "{point}: {stderr}"
+        );
         let after_crash = p.count(COUNT);
         let expected = if new_visible { 500 } else { 300 };
-        assert_eq!(after_crash, expected, "{point}: old or new partition, never half");
+        assert_eq!(
+            after_crash, expected,
+            "{point}: old or new partition, never half"
+        );
         assert_eq!(p.count(DISTINCT), after_crash, "{point}: no duplicates");
 
         // A re-run completes the work: exactly one copy.

@@ -32,12 +32,22 @@ impl Run {
     }
     #[track_caller]
     pub fn ok(self) -> Self {
-        assert_eq!(self.code, Some(0), "expected success\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code,
+            Some(0),
+            "expected success\nstdout:\n{}\nstderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
         self
     }
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
     }
 }
 
@@ -46,7 +56,10 @@ impl TestProject {
     pub fn new(toml: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("darkroom.toml"), toml).expect("write toml");
-        Self { dir, env: Vec::new() }
+        Self {
+            dir,
+            env: Vec::new(),
+        }
     }
 
     /// A project with one nginx source `web` reading `logs/{host}/access-{date}.log*`.
@@ -87,7 +100,8 @@ format = '{format}'
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(BIN);
         cmd.arg("-C").arg(self.path()).args(args);
-        cmd.env_remove("DARKROOM_FAILPOINT").env_remove("DARKROOM_PROJECT");
+        cmd.env_remove("DARKROOM_FAILPOINT")
+            .env_remove("DARKROOM_PROJECT");
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
@@ -111,8 +125,13 @@ format = '{format}'
     pub fn count(&self, sql: &str) -> i64 {
         let rows = self.query(sql);
         let row = rows.first().unwrap_or_else(|| panic!("no rows from {sql}"));
-        let v = row.as_object().and_then(|o| o.values().next()).cloned().unwrap_or(Value::Null);
-        v.as_i64().unwrap_or_else(|| panic!("not a number: {v} from {sql}"))
+        let v = row
+            .as_object()
+            .and_then(|o| o.values().next())
+            .cloned()
+            .unwrap_or(Value::Null);
+        v.as_i64()
+            .unwrap_or_else(|| panic!("not a number: {v} from {sql}"))
     }
 }
 
@@ -120,8 +139,18 @@ format = '{format}'
 pub fn nginx_line(i: usize, date: &str, demo: bool) -> String {
     let day = &date[8..10];
     let month = match &date[5..7] {
-        "01" => "Jan", "02" => "Feb", "03" => "Mar", "04" => "Apr", "05" => "May", "06" => "Jun",
-        "07" => "Jul", "08" => "Aug", "09" => "Sep", "10" => "Oct", "11" => "Nov", _ => "Dec",
+        "01" => "Jan",
+        "02" => "Feb",
+        "03" => "Mar",
+        "04" => "Apr",
+        "05" => "May",
+        "06" => "Jun",
+        "07" => "Jul",
+        "08" => "Aug",
+        "09" => "Sep",
+        "10" => "Oct",
+        "11" => "Nov",
+        _ => "Dec",
     };
     let year = &date[0..4];
     let (h, m, s) = ((i / 3600) % 24, (i / 60) % 60, i % 60);
@@ -132,7 +161,15 @@ pub fn nginx_line(i: usize, date: &str, demo: bool) -> String {
         1000 + i
     );
     if demo {
-        format!("{base} vid=v{i:05} uid={} rt=0.0{}", if i % 3 == 0 { "-".to_string() } else { (i % 97).to_string() }, i % 10)
+        format!(
+            "{base} vid=v{i:05} uid={} rt=0.0{}",
+            if i.is_multiple_of(3) {
+                "-".to_string()
+            } else {
+                (i % 97).to_string()
+            },
+            i % 10
+        )
     } else {
         base
     }

@@ -7,8 +7,14 @@ const D: &str = "2026-03-01";
 #[test]
 fn ingest_counts_every_line_and_reingest_is_identical() {
     let p = TestProject::nginx(DEMO_FORMAT, r#"hosts = ["web-1", "web-2"]"#);
-    p.write_gz(&format!("logs/web-1/access-{D}.log.gz"), lines(1000, D, true).as_bytes());
-    p.write(&format!("logs/web-2/access-{D}.log"), lines(500, D, true).as_bytes());
+    p.write_gz(
+        &format!("logs/web-1/access-{D}.log.gz"),
+        lines(1000, D, true).as_bytes(),
+    );
+    p.write(
+        &format!("logs/web-2/access-{D}.log"),
+        lines(500, D, true).as_bytes(),
+    );
 
     let first = p.run(&["ingest", "web", "--date", D, "--json"]).ok().json();
     let report = &first["reports"][0];
@@ -49,7 +55,9 @@ fn ingest_counts_every_line_and_reingest_is_identical() {
     assert_eq!(row["event_date"], "2026-03-01");
     assert_eq!(row["file"], "logs/web-1/access-2026-03-01.log.gz");
     // The completion of the partition is recorded in the commit that wrote it.
-    let history = std::fs::read_dir(p.path().join("warehouse/raw_web/_delta_log")).unwrap().count();
+    let history = std::fs::read_dir(p.path().join("warehouse/raw_web/_delta_log"))
+        .unwrap()
+        .count();
     assert!(history >= 2);
 }
 
@@ -63,12 +71,16 @@ fn every_bad_line_is_quarantined_byte_for_byte() {
     file.extend_from_slice(br#"192.0.2.7 - - [01/Mar/2026:10:00:00 -0500] "GET /say?q=\"hi\" HTTP/1.1" 200 5 "-" "Agent \"quoted\" 1.0""#);
     file.push(b'\n');
     // IPv6 and '-' fields
-    file.extend_from_slice(br#"2001:db8::1 - - [01/Mar/2026:10:00:01 -0500] "GET / HTTP/2.0" 304 - "-" "-""#);
+    file.extend_from_slice(
+        br#"2001:db8::1 - - [01/Mar/2026:10:00:01 -0500] "GET / HTTP/2.0" 304 - "-" "-""#,
+    );
     file.push(b'\n');
     // CRLF
     file.extend_from_slice(format!("{}\r\n", nginx_line(2, D, false)).as_bytes());
     // another time zone: 12:00 +0530 is 06:30 UTC, 01:30 in Toronto
-    file.extend_from_slice(br#"192.0.2.8 - bob [01/Mar/2026:12:00:00 +0530] "GET /in HTTP/1.1" 200 1 "-" "x""#);
+    file.extend_from_slice(
+        br#"192.0.2.8 - bob [01/Mar/2026:12:00:00 +0530] "GET /in HTTP/1.1" 200 1 "-" "x""#,
+    );
     file.push(b'\n');
     // a 1 MB user agent
     let big = format!(
@@ -78,7 +90,8 @@ fn every_bad_line_is_quarantined_byte_for_byte() {
     file.extend_from_slice(big.as_bytes());
     file.push(b'\n');
     // --- bad ones ---
-    let invalid_utf8: &[u8] = b"192.0.2.10 - - [01/Mar/2026:10:00:03 -0500] \"GET /\xff\xfe HTTP/1.1\" 200 1 \"-\" \"x\"";
+    let invalid_utf8: &[u8] =
+        b"192.0.2.10 - - [01/Mar/2026:10:00:03 -0500] \"GET /\xff\xfe HTTP/1.1\" 200 1 \"-\" \"x\"";
     file.extend_from_slice(invalid_utf8);
     file.push(b'\n');
     let json_line: &[u8] = br#"{"level":"info","msg":"another program's log"}"#;
@@ -115,26 +128,46 @@ fn every_bad_line_is_quarantined_byte_for_byte() {
         assert!(!row["reason"].as_str().unwrap().is_empty());
         assert!(row["column"].as_i64().unwrap() >= 1);
     }
-    assert!(q[3]["reason"].as_str().unwrap().contains("no newline"), "{}", q[3]["reason"]);
+    assert!(
+        q[3]["reason"].as_str().unwrap().contains("no newline"),
+        "{}",
+        q[3]["reason"]
+    );
 
     // Parsed values.
     let r = p.query("SELECT request_path, http_user_agent FROM raw_web WHERE line = 2");
     assert_eq!(r[0]["request_path"], "/say?q=\"hi\"");
     assert_eq!(r[0]["http_user_agent"], "Agent \"quoted\" 1.0");
-    let r = p.query("SELECT remote_addr, body_bytes_sent, http_referer FROM raw_web WHERE line = 3");
+    let r =
+        p.query("SELECT remote_addr, body_bytes_sent, http_referer FROM raw_web WHERE line = 3");
     assert_eq!(r[0]["remote_addr"], "2001:db8::1");
     assert!(r[0].get("body_bytes_sent").is_none_or(|v| v.is_null()));
     let r = p.query("SELECT CAST(event_ts AS VARCHAR) AS ts, event_date, remote_user FROM raw_web WHERE line = 5");
-    assert!(r[0]["ts"].as_str().unwrap().starts_with("2026-03-01T06:30:00"), "{r:?}");
+    assert!(
+        r[0]["ts"]
+            .as_str()
+            .unwrap()
+            .starts_with("2026-03-01T06:30:00"),
+        "{r:?}"
+    );
     assert_eq!(r[0]["event_date"], "2026-03-01");
     assert_eq!(r[0]["remote_user"], "bob");
-    assert_eq!(p.count("SELECT length(http_user_agent) FROM raw_web WHERE line = 6"), 1 << 20);
+    assert_eq!(
+        p.count("SELECT length(http_user_agent) FROM raw_web WHERE line = 6"),
+        1 << 20
+    );
     let r = p.query("SELECT http_user_agent FROM raw_web WHERE line = 4");
     assert!(!r[0]["http_user_agent"].as_str().unwrap().ends_with('\r'));
 
     // The ledger counts the quarantined lines in the hour of the line before them.
-    assert_eq!(p.count("SELECT sum(quarantined) FROM _ingest_ledger WHERE record = 'hour'"), 4);
-    assert_eq!(p.count("SELECT sum(lines) FROM _ingest_ledger WHERE record = 'hour'"), 10);
+    assert_eq!(
+        p.count("SELECT sum(quarantined) FROM _ingest_ledger WHERE record = 'hour'"),
+        4
+    );
+    assert_eq!(
+        p.count("SELECT sum(lines) FROM _ingest_ledger WHERE record = 'hour'"),
+        10
+    );
     assert_eq!(
         p.count("SELECT sum(bytes) FROM _ingest_ledger WHERE record = 'hour'"),
         file.len() as i64
@@ -143,8 +176,14 @@ fn every_bad_line_is_quarantined_byte_for_byte() {
 
 #[test]
 fn missing_hosts_dates_empty_and_corrupt_files_are_reported() {
-    let p = TestProject::nginx("combined", r#"hosts = ["web-1", "web-2", "web-3", "web-4"]"#);
-    p.write_gz(&format!("logs/web-1/access-{D}.log.gz"), lines(100, D, false).as_bytes());
+    let p = TestProject::nginx(
+        "combined",
+        r#"hosts = ["web-1", "web-2", "web-3", "web-4"]"#,
+    );
+    p.write_gz(
+        &format!("logs/web-1/access-{D}.log.gz"),
+        lines(100, D, false).as_bytes(),
+    );
     p.write(&format!("logs/web-2/access-{D}.log"), b"");
     // a gzip stream that breaks after a good start
     let mut corrupt = {
@@ -159,14 +198,40 @@ fn missing_hosts_dates_empty_and_corrupt_files_are_reported() {
     p.write(&format!("logs/web-3/access-{D}.log.gz"), &corrupt);
 
     let run = p.run(&["ingest", "web", "--date", D]);
-    assert_eq!(run.code, Some(3), "incomplete: {}\n{}", run.stdout, run.stderr);
-    assert!(run.stdout.contains("host web-4 has no file"), "{}", run.stdout);
-    assert!(run.stdout.contains("logs/web-4/access-2026-03-01.log*"), "{}", run.stdout);
-    assert!(run.stdout.contains("web-3/access-2026-03-01.log.gz [error]"), "{}", run.stdout);
-    assert!(run.stdout.contains("web-2/access-2026-03-01.log [empty]"), "{}", run.stdout);
+    assert_eq!(
+        run.code,
+        Some(3),
+        "incomplete: {}\n{}",
+        run.stdout,
+        run.stderr
+    );
+    assert!(
+        run.stdout.contains("host web-4 has no file"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("logs/web-4/access-2026-03-01.log*"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("web-3/access-2026-03-01.log.gz [error]"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("web-2/access-2026-03-01.log [empty]"),
+        "{}",
+        run.stdout
+    );
 
     // The good file loaded in full; what was read of the corrupt one is kept and counted.
-    assert_eq!(p.count("SELECT count(*) FROM raw_web WHERE host = 'web-1'"), 100);
+    assert_eq!(
+        p.count("SELECT count(*) FROM raw_web WHERE host = 'web-1'"),
+        100
+    );
     let ledger = p.query("SELECT record, host, status, detail FROM _ingest_ledger WHERE record <> 'hour' ORDER BY host");
     let find = |host: &str| ledger.iter().find(|r| r["host"] == host).cloned().unwrap();
     assert_eq!(find("web-3")["status"], "error");
@@ -178,7 +243,10 @@ fn missing_hosts_dates_empty_and_corrupt_files_are_reported() {
     let run = p.run(&["ingest", "web", "--date", "2026-03-02"]);
     assert_eq!(run.code, Some(3));
     assert!(run.stdout.contains("no file at all"), "{}", run.stdout);
-    assert_eq!(p.count("SELECT count(*) FROM raw_web WHERE file_date = DATE '2026-03-02'"), 0);
+    assert_eq!(
+        p.count("SELECT count(*) FROM raw_web WHERE file_date = DATE '2026-03-02'"),
+        0
+    );
     assert_eq!(
         p.count("SELECT count(*) FROM _ingest_ledger WHERE file_date = DATE '2026-03-02' AND status = 'missing'"),
         5
@@ -194,7 +262,12 @@ fn a_file_delivered_twice_is_counted_once() {
     let run = p.run(&["ingest", "web", "--date", D, "--json"]).ok();
     let report = &run.json()["reports"][0];
     assert_eq!(report["totals"]["rows"], 300, "{report}");
-    let statuses: Vec<&str> = report["files"].as_array().unwrap().iter().map(|f| f["status"].as_str().unwrap()).collect();
+    let statuses: Vec<&str> = report["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["status"].as_str().unwrap())
+        .collect();
     assert_eq!(statuses, ["ok", "duplicate"]);
 
     // The same bytes delivered again under the next day's name are recognised too.
@@ -204,7 +277,12 @@ fn a_file_delivered_twice_is_counted_once() {
     let report = &run.json()["reports"][0];
     assert_eq!(report["status"], "incomplete", "{report}");
     assert_eq!(report["files"][0]["status"], "duplicate", "{report}");
-    assert!(report["files"][0]["detail"].as_str().unwrap().contains("2026-03-01"));
+    assert!(
+        report["files"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("2026-03-01")
+    );
     assert_eq!(p.count("SELECT count(*) FROM raw_web"), 300);
 }
 
@@ -212,13 +290,23 @@ fn a_file_delivered_twice_is_counted_once() {
 fn a_host_seen_before_and_missing_today_is_reported() {
     let p = TestProject::nginx("combined", "");
     for (i, host) in ["web-1", "web-2"].iter().enumerate() {
-        p.write(&format!("logs/{host}/access-{D}.log"), lines(10 + i, D, false).as_bytes());
+        p.write(
+            &format!("logs/{host}/access-{D}.log"),
+            lines(10 + i, D, false).as_bytes(),
+        );
     }
-    p.write("logs/web-1/access-2026-03-02.log", lines(10, "2026-03-02", false).as_bytes());
+    p.write(
+        "logs/web-1/access-2026-03-02.log",
+        lines(10, "2026-03-02", false).as_bytes(),
+    );
     p.run(&["ingest", "web", "--date", D]).ok();
     let run = p.run(&["ingest", "web", "--date", "2026-03-02"]);
     assert_eq!(run.code, Some(3), "{}", run.stdout);
-    assert!(run.stdout.contains("host web-2 has no file"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("host web-2 has no file"),
+        "{}",
+        run.stdout
+    );
 }
 
 #[test]
@@ -240,20 +328,29 @@ fields = { event = "string", user_id = "int64", "device.os" = "string" }
 "#,
     );
     let text = concat!(
-        r#"{"ts":1772341200000,"event":"open","user_id":7,"device":{"os":"ios","v":"1.2"},"extra":true}"#, "\n",
-        r#"{"ts":1772341260000,"event":"like","user_id":"8","device":{"os":"android"}}"#, "\n",
-        r#"{"ts":"yesterday","event":"bad"}"#, "\n",
-        r#"not json at all"#, "\n",
+        r#"{"ts":1772341200000,"event":"open","user_id":7,"device":{"os":"ios","v":"1.2"},"extra":true}"#,
+        "\n",
+        r#"{"ts":1772341260000,"event":"like","user_id":"8","device":{"os":"android"}}"#,
+        "\n",
+        r#"{"ts":"yesterday","event":"bad"}"#,
+        "\n",
+        r#"not json at all"#,
+        "\n",
     );
     p.write_gz("logs/api-1/events-2026-03-01.jsonl.gz", text.as_bytes());
-    let run = p.run(&["ingest", "app", "--date", "2026-03-01", "--json"]).ok();
+    let run = p
+        .run(&["ingest", "app", "--date", "2026-03-01", "--json"])
+        .ok();
     assert_eq!(run.json()["reports"][0]["totals"]["quarantined"], 2);
-    let rows = p.query("SELECT event, user_id, device_os, attributes, event_date FROM raw_app ORDER BY line");
+    let rows = p.query(
+        "SELECT event, user_id, device_os, attributes, event_date FROM raw_app ORDER BY line",
+    );
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0]["user_id"], 7);
     assert_eq!(rows[1]["user_id"], 8);
     assert_eq!(rows[0]["device_os"], "ios");
-    let attrs: serde_json::Value = serde_json::from_str(rows[0]["attributes"].as_str().unwrap()).unwrap();
+    let attrs: serde_json::Value =
+        serde_json::from_str(rows[0]["attributes"].as_str().unwrap()).unwrap();
     assert_eq!(attrs["device_v"], "1.2");
     assert_eq!(attrs["extra"], true);
     // 1772341200000 ms = 2026-03-01T05:00:00Z = midnight in Toronto
@@ -262,10 +359,16 @@ fields = { event = "string", user_id = "int64", "device.os" = "string" }
 
 #[test]
 fn client_ips_are_truncated_or_hashed_before_writing() {
-    let p = TestProject::nginx("combined", "client_ip = \"hash\"\nclient_ip_salt = \"${TEST_IP_SALT}\"");
+    let p = TestProject::nginx(
+        "combined",
+        "client_ip = \"hash\"\nclient_ip_salt = \"${TEST_IP_SALT}\"",
+    );
     let mut p = p;
     p.env.push(("TEST_IP_SALT".into(), "a-secret-salt".into()));
-    p.write(&format!("logs/web-1/access-{D}.log"), lines(3, D, false).as_bytes());
+    p.write(
+        &format!("logs/web-1/access-{D}.log"),
+        lines(3, D, false).as_bytes(),
+    );
     p.run(&["ingest", "web", "--date", D]).ok();
     let rows = p.query("SELECT remote_addr FROM raw_web ORDER BY line");
     let ip = rows[0]["remote_addr"].as_str().unwrap();
@@ -275,11 +378,18 @@ fn client_ips_are_truncated_or_hashed_before_writing() {
     let dir = p.path().join("warehouse/raw_web");
     for entry in walk(&dir) {
         let bytes = std::fs::read(&entry).unwrap();
-        assert!(!bytes.windows(6).any(|w| w == b"10.0.1"), "{} holds a raw IP", entry.display());
+        assert!(
+            !bytes.windows(6).any(|w| w == b"10.0.1"),
+            "{} holds a raw IP",
+            entry.display()
+        );
     }
 
     // without the variable, nothing runs and the variable is named
-    let mut q = TestProject::nginx("combined", "client_ip = \"hash\"\nclient_ip_salt = \"${TEST_IP_SALT}\"");
+    let mut q = TestProject::nginx(
+        "combined",
+        "client_ip = \"hash\"\nclient_ip_salt = \"${TEST_IP_SALT}\"",
+    );
     q.env.clear();
     let run = q.run(&["ingest", "web", "--date", D]);
     assert_eq!(run.code, Some(1));

@@ -1,6 +1,9 @@
 //! End-to-end tests of the `darkroom` binary: real files, a real Delta warehouse on disk or on
 //! a local S3-compatible server (moto), real crashes.
 
+// test code: a panic is a failed test
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod crash;
 mod harness;
 mod ingest;

@@ -8,16 +8,36 @@ use crate::harness::{BIN, TestProject};
 fn init_writes_a_project_that_validates() {
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("acme");
-    let out = Command::new(BIN).args(["init"]).arg(&target).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(BIN)
+        .args(["init"])
+        .arg(&target)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let toml = std::fs::read_to_string(target.join("darkroom.toml")).unwrap();
-    assert!(toml.lines().filter(|l| l.starts_with('#')).count() > 20, "commented");
-    let out = Command::new(BIN).arg("-C").arg(&target).args(["validate", "--json"]).output().unwrap();
+    assert!(
+        toml.lines().filter(|l| l.starts_with('#')).count() > 20,
+        "commented"
+    );
+    let out = Command::new(BIN)
+        .arg("-C")
+        .arg(&target)
+        .args(["validate", "--json"])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["valid"], true);
     // never overwrites
-    let out = Command::new(BIN).args(["init"]).arg(&target).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["init"])
+        .arg(&target)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
 }
@@ -47,10 +67,22 @@ timestamp_format = "epoch-ish"
     let run = p.run(&["validate"]);
     assert_eq!(run.code, Some(1));
     let err = run.stderr;
-    assert!(err.contains("darkroom.toml:3:12: unknown time zone"), "{err}");
-    assert!(err.contains("darkroom.toml:8:8: path `logs/{host}.log` has no `{date}`"), "{err}");
-    assert!(err.contains("darkroom.toml:10:1: unknown field `pth`"), "{err}");
-    assert!(err.contains("darkroom.toml:17:20:"), "timestamp format on line 17: {err}");
+    assert!(
+        err.contains("darkroom.toml:3:12: unknown time zone"),
+        "{err}"
+    );
+    assert!(
+        err.contains("darkroom.toml:8:8: path `logs/{host}.log` has no `{date}`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("darkroom.toml:10:1: unknown field `pth`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("darkroom.toml:17:20:"),
+        "timestamp format on line 17: {err}"
+    );
 
     let json = p.run(&["validate", "--json"]).json();
     assert_eq!(json["valid"], false);
@@ -75,11 +107,22 @@ fn unknown_source_and_bad_dates_are_clear_errors() {
     let p = TestProject::nginx("combined", "");
     let run = p.run(&["ingest", "nope", "--date", "2026-03-01"]);
     assert_eq!(run.code, Some(1));
-    assert!(run.stderr.contains("no source named `nope`"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("no source named `nope`"),
+        "{}",
+        run.stderr
+    );
     assert!(run.stderr.contains("web"), "{}", run.stderr);
     let run = p.run(&["ingest", "web", "--date", "2026-13-01"]);
     assert_eq!(run.code, Some(2), "{}", run.stderr);
-    let run = p.run(&["ingest", "web", "--from", "2026-03-02", "--to", "2026-03-01"]);
+    let run = p.run(&[
+        "ingest",
+        "web",
+        "--from",
+        "2026-03-02",
+        "--to",
+        "2026-03-01",
+    ]);
     assert_eq!(run.code, Some(1));
     assert!(run.stderr.contains("before --from"), "{}", run.stderr);
 }

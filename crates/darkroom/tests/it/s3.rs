@@ -22,7 +22,11 @@ impl Drop for Moto {
 
 impl Moto {
     fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let child = Command::new("moto_server")
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
@@ -60,7 +64,10 @@ impl Moto {
         s.write_all(body).unwrap();
         let mut out = String::new();
         let _ = s.read_to_string(&mut out);
-        assert!(out.starts_with("HTTP/1.1 200") || out.starts_with("HTTP/1.0 200"), "{method} {path}: {out}");
+        assert!(
+            out.starts_with("HTTP/1.1 200") || out.starts_with("HTTP/1.0 200"),
+            "{method} {path}: {out}"
+        );
         out
     }
 }
@@ -72,8 +79,16 @@ fn warehouse_and_logs_on_s3() {
     let d = "2026-03-01";
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(lines(250, d, false).as_bytes()).unwrap();
-    moto.request("PUT", &format!("/lake/logs/web-1/access-{d}.log.gz"), &gz.finish().unwrap());
-    moto.request("PUT", &format!("/lake/logs/web-2/access-{d}.log"), lines(50, d, false).as_bytes());
+    moto.request(
+        "PUT",
+        &format!("/lake/logs/web-1/access-{d}.log.gz"),
+        &gz.finish().unwrap(),
+    );
+    moto.request(
+        "PUT",
+        &format!("/lake/logs/web-2/access-{d}.log"),
+        lines(50, d, false).as_bytes(),
+    );
 
     let mut p = TestProject::new(
         r#"
@@ -102,18 +117,30 @@ format = "combined"
     let run = p.run(&["ingest", "web", "--date", d, "--json"]).ok();
     let report = &run.json()["reports"][0];
     assert_eq!(report["totals"]["rows"], 300, "{report}");
-    assert_eq!(report["files"][0]["path"], "s3://lake/logs/web-1/access-2026-03-01.log.gz");
+    assert_eq!(
+        report["files"][0]["path"],
+        "s3://lake/logs/web-1/access-2026-03-01.log.gz"
+    );
     assert_eq!(p.count("SELECT count(*) FROM raw_web"), 300);
 
     // Re-ingest replaces the partition: same rows.
     p.run(&["ingest", "web", "--date", d]).ok();
     assert_eq!(p.count("SELECT count(*) FROM raw_web"), 300);
     let tables = p.run(&["tables", "--json"]).ok().json();
-    let names: Vec<&str> = tables.as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = tables
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["_ingest_ledger", "_quarantine_web", "raw_web"]);
     // Nothing was written locally.
     assert!(!p.path().join("warehouse").exists());
     // The Delta log is on S3.
-    let listing = moto.request("GET", "/lake?list-type=2&prefix=warehouse/raw_web/_delta_log/", b"");
+    let listing = moto.request(
+        "GET",
+        "/lake?list-type=2&prefix=warehouse/raw_web/_delta_log/",
+        b"",
+    );
     assert!(listing.contains("00000000000000000001.json"), "{listing}");
 }
