@@ -155,11 +155,10 @@ pub struct History {
 /// Read the ledger history of a source around `date`.
 pub async fn history(warehouse: &Warehouse, source: &str, date: NaiveDate) -> Result<History> {
     let mut out = History::default();
-    let Some(table) = warehouse.table(LEDGER_TABLE).await? else {
+    if warehouse.table(LEDGER_TABLE).await?.is_none() {
         return Ok(out);
-    };
-    let ctx = datafusion::prelude::SessionContext::new();
-    warehouse.register(&ctx, LEDGER_TABLE, &table).await?;
+    }
+    let ctx = warehouse.session().await?;
     let source_sql = source.replace('\'', "''");
     let sql = format!(
         "SELECT checksum, CAST(file_date AS VARCHAR) AS d, file, host, \

@@ -41,6 +41,9 @@ pub fn register_object_store_handlers() {
 pub struct Warehouse {
     location: Location,
     storage_options: HashMap<String, String>,
+    /// The one SQL session every reader of this warehouse shares, built on first use; a
+    /// partition write re-registers its table so readers see the new version.
+    shared: Arc<tokio::sync::Mutex<Option<SessionContext>>>,
 }
 
 impl std::fmt::Debug for Warehouse {
@@ -79,6 +82,7 @@ impl Warehouse {
         Ok(Self {
             location,
             storage_options: settings.options,
+            shared: Arc::new(tokio::sync::Mutex::new(None)),
         })
     }
 
@@ -171,16 +175,34 @@ impl Warehouse {
         Ok(Some(info))
     }
 
-    /// A fresh SQL session with every warehouse table registered under its name, and file
-    /// paths allowed in `FROM` (`SELECT * FROM 'data/x.parquet'`). Every reader uses this.
+    /// The shared SQL session: every warehouse table registered under its name (at its latest
+    /// version), and file paths accepted in `FROM` (`SELECT * FROM 'data/x.parquet'`). Every
+    /// reader uses this one session; clones of it share its state.
     pub async fn session(&self) -> Result<SessionContext> {
+        let mut shared = self.shared.lock().await;
+        if let Some(ctx) = shared.as_ref() {
+            return Ok(ctx.clone());
+        }
         let ctx = session::new_context();
         for name in self.list_tables().await? {
             if let Some(table) = self.table(&name).await? {
                 self.register(&ctx, &name, &table).await?;
             }
         }
+        *shared = Some(ctx.clone());
         Ok(ctx)
+    }
+
+    /// After a write: show the table's new version to the shared session, if one was built.
+    pub(crate) async fn refresh_shared(&self, name: &str) -> Result<()> {
+        let shared = self.shared.lock().await;
+        if let Some(ctx) = shared.as_ref()
+            && let Some(table) = self.table(name).await?
+        {
+            let _ = ctx.deregister_table(name);
+            self.register(ctx, name, &table).await?;
+        }
+        Ok(())
     }
 
     /// Register one table in a session.

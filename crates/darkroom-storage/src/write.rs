@@ -234,6 +234,7 @@ impl Warehouse {
         }
         let written: DeltaTable = builder.await.map_err(|e| StorageError::delta(&name, e))?;
         failpoint::hit("write.after_commit", &name);
+        self.refresh_shared(&name).await?;
         let table_version = written.version().unwrap_or(0);
         Ok(WriteOutcome {
             table: name,

@@ -1,0 +1,133 @@
+//! The warehouse API on a real local Delta location.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use arrow::array::{Date32Array, Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use darkroom_storage::{PartitionWrite, StorageSettings, Warehouse};
+use datafusion::common::ScalarValue;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+
+fn schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("name", DataType::Utf8, true),
+        Field::new("event_date", DataType::Date32, false),
+    ]))
+}
+
+fn write(table: &str, day: i32, ids: std::ops::Range<i64>, fingerprint: &str) -> PartitionWrite {
+    let n = (ids.end - ids.start) as usize;
+    let batch = RecordBatch::try_new(
+        schema(),
+        vec![
+            Arc::new(Int64Array::from_iter_values(ids)),
+            Arc::new(StringArray::from(vec![Some("x"); n])),
+            Arc::new(Date32Array::from(vec![day; n])),
+        ],
+    )
+    .unwrap();
+    PartitionWrite {
+        table: table.into(),
+        partition_columns: vec!["event_date".into()],
+        partition: vec![("event_date".into(), ScalarValue::Date32(Some(day)))],
+        schema: schema(),
+        input: Box::pin(RecordBatchStreamAdapter::new(
+            schema(),
+            futures::stream::iter(vec![Ok(batch)]),
+        )),
+        task: format!("test/{table}/{day}"),
+        fingerprint: fingerprint.into(),
+    }
+}
+
+async fn count(w: &Warehouse, sql: &str) -> i64 {
+    let r = w.query(sql).await.unwrap();
+    let col = r.batches[0].column(0);
+    col.as_any().downcast_ref::<Int64Array>().unwrap().value(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitions_are_replaced_exactly_and_completion_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = Warehouse::open(StorageSettings::local(dir.path())).unwrap();
+    assert!(w.table("fct_x").await.unwrap().is_none());
+    assert!(
+        w.completion("fct_x", "test/fct_x/100")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let a = w
+        .replace_partition(write("fct_x", 100, 0..10, "fp-a"))
+        .await
+        .unwrap();
+    assert_eq!(a.rows, 10);
+    assert_eq!(a.completion.txn_version, 1);
+    w.replace_partition(write("fct_x", 101, 0..5, "fp-b"))
+        .await
+        .unwrap();
+    // the shared session sees new versions after each write
+    assert_eq!(count(&w, "SELECT count(*) FROM fct_x").await, 15);
+
+    // Same partition again, other rows: replaced, not appended; the other day untouched.
+    let again = w
+        .replace_partition(write("fct_x", 100, 50..57, "fp-c"))
+        .await
+        .unwrap();
+    assert_eq!(again.completion.txn_version, 2);
+    assert_eq!(count(&w, "SELECT count(*) FROM fct_x").await, 12);
+    assert_eq!(
+        count(
+            &w,
+            "SELECT min(id) FROM fct_x WHERE event_date = DATE '1970-04-11'"
+        )
+        .await,
+        50
+    );
+
+    // The completion is read back from the commit that wrote it.
+    let done = w
+        .completion("fct_x", "test/fct_x/100")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.fingerprint, "fp-c");
+    assert_eq!(done.txn_version, 2);
+    assert_eq!(done.table_version, again.table_version);
+    let other = w
+        .completion("fct_x", "test/fct_x/101")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(other.fingerprint, "fp-b");
+
+    // Tables are listed and described from their logs.
+    assert_eq!(w.list_tables().await.unwrap(), ["fct_x"]);
+    let info = w.table_info("fct_x").await.unwrap().unwrap();
+    assert_eq!(info.rows, 12);
+    assert_eq!(info.partitions, 2);
+    assert_eq!(info.partition_columns, ["event_date"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_outside_the_partition_are_refused_and_nothing_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = Warehouse::open(StorageSettings::local(dir.path())).unwrap();
+    w.replace_partition(write("t", 100, 0..3, "a"))
+        .await
+        .unwrap();
+    let mut bad = write("t", 101, 0..3, "b");
+    // claims to replace day 100 but holds rows of day 101
+    bad.partition = vec![("event_date".into(), ScalarValue::Date32(Some(100)))];
+    bad.task = "test/t/100".into();
+    let err = w.replace_partition(bad).await.unwrap_err().to_string();
+    assert!(err.contains("t"), "{err}");
+    assert_eq!(count(&w, "SELECT count(*) FROM t").await, 3);
+    let mut wrong_column = write("t", 100, 0..3, "c");
+    wrong_column.partition = vec![("id".into(), ScalarValue::Int64(Some(1)))];
+    assert!(w.replace_partition(wrong_column).await.is_err());
+}
