@@ -14,5 +14,5 @@ pub mod nginx;
 mod parser;
 
 pub use lines::{Line, LineReader};
-pub use nginx::{FormatError, NginxFormat, NginxParser};
+pub use nginx::{FormatError, IpMasker, NginxFormat, NginxParser};
 pub use parser::{DEFAULT_BATCH_SIZE, IpPolicy, LineError, LogParser, ParseOptions};

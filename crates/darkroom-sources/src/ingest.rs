@@ -407,8 +407,11 @@ async fn parse_and_write(
         .begin(&format!("{} {date}", source.name()), total);
 
     let producer_schema = Arc::clone(&schema);
+    let ip = parsers::post_parse_ip(source)
+        .and_then(|(column, masker)| Some((schema.index_of(&column).ok()?, masker)));
     let producer = tokio::task::spawn_blocking(move || {
         let mut p = Producer {
+            ip,
             parser,
             schema: producer_schema,
             ts_col,
@@ -456,6 +459,8 @@ async fn parse_and_write(
 }
 
 struct Producer {
+    /// A parsed column of client IPs to mask (jsonl `client_ip_field`), and how.
+    ip: Option<(usize, darkroom_logs::IpMasker)>,
     parser: Box<dyn LogParser>,
     schema: SchemaRef,
     ts_col: usize,
@@ -638,6 +643,11 @@ impl Producer {
         }
         if n > 0 {
             let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+            if let Some((index, masker)) = &mut self.ip
+                && let Some(column) = columns.get_mut(*index)
+            {
+                *column = mask_ips(column, masker)?;
+            }
             columns.push(Arc::new(StringArray::from(vec![state.host.as_str(); n])));
             columns.push(Arc::new(StringArray::from(vec![state.path.as_str(); n])));
             columns.push(Arc::new(Date32Array::from(vec![self.days; n])));
@@ -646,6 +656,24 @@ impl Producer {
         }
         Ok(())
     }
+}
+
+/// Mask every address of a string column. A value that is not an address becomes NULL: an
+/// unmasked value is never written.
+fn mask_ips(column: &ArrayRef, masker: &mut darkroom_logs::IpMasker) -> Result<ArrayRef> {
+    let text = arrow::compute::cast(column, &DataType::Utf8)?;
+    let text = text.as_string::<i32>();
+    let masked: StringArray = text
+        .iter()
+        .map(|v| {
+            v.and_then(|addr| match masker.apply(addr.as_bytes()) {
+                Ok(Some(m)) => Some(m.to_string()),
+                Ok(None) => Some(addr.to_string()),
+                Err(_) => None,
+            })
+        })
+        .collect();
+    Ok(arrow::compute::cast(&masked, column.data_type())?)
 }
 
 fn build_ledger(

@@ -47,6 +47,21 @@ fn jsonl_options(
     })
 }
 
+/// The column holding client IPs that the ingest must mask after parsing (jsonl sources with
+/// `client_ip_field`; nginx parsers mask `$remote_addr` themselves), and the masker.
+pub fn post_parse_ip(source: &SourceConfig) -> Option<(String, darkroom_logs::IpMasker)> {
+    match &source.kind {
+        SourceKind::Jsonl(j) if j.client_ip != ClientIp::Keep => {
+            let field = j.client_ip_field.as_ref()?;
+            Some((
+                field.replace('.', "_"),
+                darkroom_logs::IpMasker::new(ip_policy(&j.client_ip)),
+            ))
+        }
+        _ => None,
+    }
+}
+
 /// Build the parser of a source, for a project time zone.
 pub fn build_parser(source: &SourceConfig, timezone: chrono_tz::Tz) -> Result<Box<dyn LogParser>> {
     let invalid = |message: String| SourceError::Config {
@@ -88,6 +103,16 @@ pub fn validate(project: &Project) -> Diagnostics {
                 }
             }
             SourceKind::Jsonl(j) => {
+                if let Some(field) = &j.client_ip_field
+                    && j.fields.get(field).map(|t| t.get_ref().as_str()) != Some("string")
+                {
+                    diags.push(project.file.error(
+                        source.span.clone(),
+                        format!(
+                            "client_ip_field `{field}` must be declared in `fields` as \"string\""
+                        ),
+                    ));
+                }
                 if let Err(e) = j.timestamp_format.get_ref().parse::<TimestampFormat>() {
                     diags.push(project.file.error(j.timestamp_format.span(), e.to_string()));
                 } else if let Ok(options) = jsonl_options(j)

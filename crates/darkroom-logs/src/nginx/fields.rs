@@ -124,12 +124,16 @@ pub(crate) fn parse_float(text: &[u8]) -> Result<f64, NumberError> {
     }
 }
 
-/// Byte ranges of `METHOD SP TARGET SP PROTOCOL`, or None for anything else (`-`, TLS
+/// The two spaces of `METHOD SP TARGET SP PROTOCOL`, or None for anything else (`-`, TLS
 /// handshakes, HTTP/0.9 requests), which the caller keeps whole as the path.
 #[inline]
-pub(crate) fn split_request(r: &[u8]) -> Option<(usize, usize, usize)> {
+pub(crate) fn split_request(r: &[u8]) -> Option<(usize, usize)> {
     let first = super::scan::find_byte(b' ', r)?;
-    let last = super::scan::rfind_byte(b' ', r)?;
+    // Nearly every request ends in " HTTP/x.y".
+    let last = match r.len().checked_sub(9) {
+        Some(i) if r[i] == b' ' && r[i + 1..].starts_with(b"HTTP/") => i,
+        _ => super::scan::rfind_byte(b' ', r)?,
+    };
     let method = &r[..first];
     let protocol = &r[last + 1..];
     let valid = last > first + 1
@@ -137,17 +141,35 @@ pub(crate) fn split_request(r: &[u8]) -> Option<(usize, usize, usize)> {
         && method.iter().all(|&b| is_token(b))
         && protocol.len() > 5
         && protocol.starts_with(b"HTTP/");
-    valid.then_some((first, last, r.len()))
+    valid.then_some((first, last))
 }
 
 /// RFC 9110 `tchar`.
+#[inline(always)]
 fn is_token(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'!' | b'#'
+                | b'$'
+                | b'%'
+                | b'&'
+                | b'\''
+                | b'*'
+                | b'+'
+                | b'-'
+                | b'.'
+                | b'^'
+                | b'_'
+                | b'`'
+                | b'|'
+                | b'~'
+        )
 }
 
 /// Applies an [`IpPolicy`], remembering the last input and output (consecutive lines often
 /// come from the same client).
-pub(crate) struct IpMasker {
+pub struct IpMasker {
     policy: IpPolicy,
     salted: Option<Sha256>,
     last_in: Vec<u8>,
@@ -156,7 +178,7 @@ pub(crate) struct IpMasker {
 }
 
 impl IpMasker {
-    pub(crate) fn new(policy: IpPolicy) -> Self {
+    pub fn new(policy: IpPolicy) -> Self {
         let salted = match &policy {
             IpPolicy::Hash { salt } => Some(Sha256::new_with_prefix(salt)),
             _ => None,
@@ -173,7 +195,7 @@ impl IpMasker {
     /// The stored form of `addr` (valid UTF-8): `None` to store it as it is, or the masked
     /// text; `Err` says why it cannot be stored.
     #[inline]
-    pub(crate) fn apply(&mut self, addr: &[u8]) -> Result<Option<&str>, &'static str> {
+    pub fn apply(&mut self, addr: &[u8]) -> Result<Option<&str>, &'static str> {
         if let IpPolicy::Keep = self.policy {
             return Ok(None);
         }
@@ -200,9 +222,12 @@ impl IpMasker {
                 let mut hasher = self.salted.clone().unwrap_or_default();
                 hasher.update(addr);
                 let digest = hasher.finalize();
-                for byte in &digest[..16] {
-                    // Writing to a String cannot fail.
-                    let _ = write!(self.last_out, "{byte:02x}");
+                let mut hexed = [0_u8; 32];
+                // 16 bytes always fit 32 hex characters, which are ASCII.
+                if hex::encode_to_slice(&digest[..16], &mut hexed).is_ok()
+                    && let Ok(text) = std::str::from_utf8(&hexed)
+                {
+                    self.last_out.push_str(text);
                 }
             }
         }
@@ -276,8 +301,10 @@ mod tests {
 
     #[test]
     fn request_lines() {
-        assert_eq!(split_request(b"GET /a?b=1 HTTP/1.1"), Some((3, 10, 19)));
-        assert_eq!(split_request(b"GET /a b HTTP/2.0"), Some((3, 8, 17)));
+        assert_eq!(split_request(b"GET /a?b=1 HTTP/1.1"), Some((3, 10)));
+        assert_eq!(split_request(b"GET /a b HTTP/2.0"), Some((3, 8)));
+        assert_eq!(split_request(b"GET /a HTTP/1.10"), Some((3, 6)));
+        assert_eq!(split_request(b"GET HTTP/1.1"), None);
         for bad in [
             &b"-"[..],
             b"",
@@ -296,27 +323,27 @@ mod tests {
             v4_prefix: 24,
             v6_prefix: 48,
         });
-        assert_eq!(t.apply(b"192.168.7.42").unwrap(), b"192.168.7.0");
-        assert_eq!(t.apply(b"192.168.7.42").unwrap(), b"192.168.7.0");
-        assert_eq!(t.apply(b"2001:db8:aa:bb::1").unwrap(), b"2001:db8:aa::");
-        assert_eq!(t.apply(b"::ffff:10.0.0.1").unwrap(), b"::ffff:10.0.0.0");
+        assert_eq!(t.apply(b"192.168.7.42"), Ok(Some("192.168.7.0")));
+        assert_eq!(t.apply(b"192.168.7.42"), Ok(Some("192.168.7.0")));
+        assert_eq!(t.apply(b"2001:db8:aa:bb::1"), Ok(Some("2001:db8:aa::")));
+        assert_eq!(t.apply(b"::ffff:10.0.0.1"), Ok(Some("::ffff:10.0.0.0")));
         assert!(t.apply(b"unix:").is_err());
         let mut z = IpMasker::new(IpPolicy::Truncate {
             v4_prefix: 0,
             v6_prefix: 200,
         });
-        assert_eq!(z.apply(b"1.2.3.4").unwrap(), b"0.0.0.0");
-        assert_eq!(z.apply(b"2001:db8::1").unwrap(), b"2001:db8::1");
+        assert_eq!(z.apply(b"1.2.3.4"), Ok(Some("0.0.0.0")));
+        assert_eq!(z.apply(b"2001:db8::1"), Ok(Some("2001:db8::1")));
         let mut h = IpMasker::new(IpPolicy::Hash {
             salt: b"pepper".to_vec(),
         });
-        let a = h.apply(b"1.2.3.4").unwrap().to_vec();
-        assert_eq!(a.len(), 32);
+        let a = h.apply(b"1.2.3.4").unwrap().unwrap().to_owned();
         let expected = hex::encode(&Sha256::digest(b"pepper1.2.3.4")[..16]);
-        assert_eq!(a, expected.as_bytes());
-        assert_ne!(h.apply(b"1.2.3.5").unwrap(), a.as_slice());
-        assert_eq!(h.apply(b"1.2.3.4").unwrap(), a.as_slice());
+        assert_eq!(a, expected);
+        assert_eq!(a.len(), 32);
+        assert_ne!(h.apply(b"1.2.3.5").unwrap().unwrap(), a);
+        assert_eq!(h.apply(b"1.2.3.4").unwrap().unwrap(), a);
         let mut k = IpMasker::new(IpPolicy::Keep);
-        assert_eq!(k.apply(b"::1").unwrap(), b"::1");
+        assert_eq!(k.apply(b"::1"), Ok(None));
     }
 }

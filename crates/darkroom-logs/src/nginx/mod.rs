@@ -7,10 +7,11 @@
 //! appends the line's values to the Arrow builders and cannot fail, so a rejected line leaves
 //! no trace. UTF-8 is validated once per line; nothing is allocated per line.
 
+mod builders;
+mod columns;
 mod fields;
 mod format;
 mod scan;
-mod sink;
 mod time;
 
 #[cfg(test)]
@@ -19,16 +20,16 @@ mod tests;
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
-use arrow_array::builder::Int64Builder;
 use arrow_schema::{ArrowError, SchemaRef};
 
+use self::columns::{Columns, RequestParts, Span};
+pub use self::fields::IpMasker;
 use self::fields::{
-    IpMasker, NumberError, decode_escapes, is_escaped, parse_float, parse_int, split_request,
+    NumberError, decode_escapes, is_escaped, parse_float, parse_int, split_request,
 };
 pub use self::format::{COMBINED, COMMON, FormatError, NginxFormat};
-use self::format::{End, FieldSpec};
-use self::scan::{find_byte, starts_with};
-use self::sink::{RequestParts, Sink, Span};
+use self::format::{End, FieldSpec, Kind};
+use self::scan::{ascii_and_backslash, find_byte, starts_with};
 use self::time::Clock;
 use crate::{LineError, LogParser, ParseOptions};
 
@@ -36,10 +37,10 @@ use crate::{LineError, LogParser, ParseOptions};
 pub struct NginxParser {
     format: NginxFormat,
     schema: SchemaRef,
-    sinks: Vec<Sink>,
-    line_numbers: Int64Builder,
+    columns: Columns,
+    /// For each field, its index among the columns of its type.
+    slots: Vec<usize>,
     rows: usize,
-    capacity: usize,
     clock: Clock,
     ip: IpMasker,
     /// Unescaped and masked values of the current line.
@@ -61,12 +62,13 @@ impl NginxParser {
     /// A parser for `format`; `options.batch_size` sizes the builders.
     pub fn new(format: NginxFormat, options: ParseOptions) -> Self {
         let rows = options.batch_size.clamp(1, 1 << 20);
+        let kinds: Vec<Kind> = format.fields.iter().map(|f| f.kind).collect();
+        let (columns, slots) = Columns::new(&kinds, rows);
         Self {
             schema: format.schema(),
-            sinks: format.fields.iter().map(|f| Sink::new(f.kind, rows)).collect(),
-            line_numbers: Int64Builder::with_capacity(rows),
+            columns,
+            slots,
             rows: 0,
-            capacity: rows,
             clock: Clock::new(options.timezone),
             ip: IpMasker::new(options.ip_policy),
             scratch: String::new(),
@@ -80,7 +82,7 @@ impl NginxParser {
         &self.format
     }
 
-    /// Phase one: find and type every field, leaving the values pending in the sinks.
+    /// Phase one: find and type every field, leaving the values pending in `columns`.
     fn read_fields(&mut self, ctx: &LineCtx<'_>) -> Result<(), LineError> {
         let line = ctx.line;
         self.scratch.clear();
@@ -100,7 +102,7 @@ impl NginxParser {
             ));
         }
         let mut pos = prefix.len();
-        for (spec, sink) in self.format.fields.iter().zip(self.sinks.iter_mut()) {
+        for (spec, &slot) in self.format.fields.iter().zip(&self.slots) {
             let end = field_end(line, pos, spec, ctx.escapes)?;
             let field = Field {
                 ctx,
@@ -109,7 +111,8 @@ impl NginxParser {
                 end,
             };
             field.read(
-                sink,
+                slot,
+                &mut self.columns,
                 &mut self.clock,
                 &mut self.ip,
                 &mut self.scratch,
@@ -131,23 +134,26 @@ impl LogParser for NginxParser {
         if line.is_empty() {
             return Err(LineError::at(0, None, "empty line"));
         }
-        let text = std::str::from_utf8(line);
+        let (ascii, escapes) = ascii_and_backslash(line);
+        // A line of ASCII is UTF-8 without further checks.
+        let bad_utf8 = if ascii {
+            None
+        } else {
+            std::str::from_utf8(line).err().map(|e| e.valid_up_to())
+        };
         let ctx = LineCtx {
             line,
-            bad_utf8: text.as_ref().err().map(|e| e.valid_up_to()),
-            escapes: memchr::memchr(b'\\', line).is_some(),
+            bad_utf8,
+            escapes,
         };
         self.read_fields(&ctx)?;
-        let Ok(text) = text else {
-            // Phase one reports invalid UTF-8 in the field that holds it.
-            return Err(utf8_error(line, ctx.bad_utf8.unwrap_or_default(), None));
-        };
-        // Phase two: nothing below can fail.
-        for sink in &mut self.sinks {
-            sink.append(text, &self.scratch);
+        if let Some(at) = bad_utf8 {
+            // Phase one reports invalid UTF-8 in the field that holds it; this is a safety net.
+            return Err(utf8_error(line, at, None));
         }
-        self.line_numbers
-            .append_value(i64::try_from(line_number).unwrap_or(i64::MAX));
+        // Phase two: nothing below can fail.
+        let number = i64::try_from(line_number).unwrap_or(i64::MAX);
+        self.columns.append(line, self.scratch.as_bytes(), number);
         self.rows += 1;
         Ok(())
     }
@@ -157,17 +163,8 @@ impl LogParser for NginxParser {
     }
 
     fn finish_batch(&mut self) -> Result<RecordBatch, ArrowError> {
-        let mut columns = Vec::with_capacity(self.schema.fields().len());
-        for sink in &mut self.sinks {
-            sink.finish(self.capacity, &mut columns);
-        }
-        let lines = std::mem::replace(
-            &mut self.line_numbers,
-            Int64Builder::with_capacity(self.capacity),
-        );
-        columns.push(Arc::new({ lines }.finish()));
         self.rows = 0;
-        RecordBatch::try_new(Arc::clone(&self.schema), columns)
+        RecordBatch::try_new(Arc::clone(&self.schema), self.columns.finish()?)
     }
 }
 
@@ -178,7 +175,11 @@ fn found(rest: &[u8], want: usize) -> String {
         return "end of line".to_owned();
     }
     let n = want.clamp(1, 40).min(rest.len());
-    let more = if n < rest.len() && want > 40 { "..." } else { "" };
+    let more = if n < rest.len() && want > 40 {
+        "..."
+    } else {
+        ""
+    };
     format!("'{}{more}'", rest[..n].escape_ascii())
 }
 
@@ -200,7 +201,7 @@ fn field_end(line: &[u8], pos: usize, spec: &FieldSpec, escapes: bool) -> Result
         return Ok(line.len());
     };
     match spec.end {
-        End::EndOfLine => Ok(line.len()),
+        End::Rest => Ok(line.len()),
         End::Suffix => match line.len().checked_sub(term.bytes.len()) {
             Some(end)
                 if end >= pos
@@ -267,6 +268,7 @@ struct Field<'a> {
 }
 
 impl Field<'_> {
+    #[inline(always)]
     fn bytes(&self) -> &[u8] {
         &self.ctx.line[self.start..self.end]
     }
@@ -276,50 +278,60 @@ impl Field<'_> {
         LineError::at(self.start + offset, Some(&self.spec.var), reason)
     }
 
-    /// Types the field and stores it as the sink's pending value.
+    /// Types the field and stores it as the pending value of its column.
     #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
     fn read(
         &self,
-        sink: &mut Sink,
+        slot: usize,
+        columns: &mut Columns,
         clock: &mut Clock,
         ip: &mut IpMasker,
         scratch: &mut String,
         unescaped: &mut Vec<u8>,
     ) -> Result<(), LineError> {
         let bytes = self.bytes();
-        match sink {
-            Sink::Text { col, pending } => {
-                if bytes == b"-" {
-                    *pending = None;
-                    return Ok(());
-                }
-                self.check_utf8()?;
-                let span = self.text(scratch, unescaped)?;
-                self.check_room(col.values_slice().len(), span.end - span.start)?;
-                *pending = Some(span);
+        match self.spec.kind {
+            Kind::Text => {
+                let pending = if bytes == b"-" {
+                    None
+                } else {
+                    self.check_utf8()?;
+                    let span = self.text(scratch, unescaped)?;
+                    self.check_room(columns.text_bytes(slot), span.end - span.start)?;
+                    Some(span)
+                };
+                columns.text_pending[slot] = pending;
             }
-            Sink::Addr { col, pending } => {
+            Kind::RemoteAddr => {
                 if bytes.is_empty() {
                     return Err(self.error(0, "expected a client address, found nothing".into()));
                 }
                 self.check_utf8()?;
-                *pending = match ip.apply(bytes) {
+                let span = match ip.apply(bytes) {
                     Ok(None) => Span::line(self.start, self.end),
                     Ok(Some(masked)) => push_scratch(scratch, masked),
-                    Err(why) => return Err(self.error(0, format!("'{}' {why}", bytes.escape_ascii()))),
+                    Err(why) => {
+                        return Err(self.error(0, format!("'{}' {why}", bytes.escape_ascii())));
+                    }
                 };
-                self.check_room(col.values_slice().len(), pending.end - pending.start)?;
+                self.check_room(columns.text_bytes(slot), span.end - span.start)?;
+                columns.text_pending[slot] = Some(span);
             }
-            Sink::Time { kind, pending, .. } => {
-                *pending = clock.parse(*kind, bytes).map_err(|(offset, what)| {
+            Kind::Time(kind) => {
+                columns.time_pending = clock.parse(kind, bytes).map_err(|(offset, what)| {
                     let rest = bytes.get(offset..).unwrap_or_default();
                     self.error(
                         offset,
-                        format!("expected {what} in ${}, found {}", self.spec.var, found(rest, 1)),
+                        format!(
+                            "expected {what} in ${}, found {}",
+                            self.spec.var,
+                            found(rest, 1)
+                        ),
                     )
                 })?;
             }
-            Sink::Request { path, pending, .. } => {
+            Kind::Request => {
                 self.check_utf8()?;
                 let mut text = Span::line(self.start, self.end);
                 if self.ctx.escapes && memchr::memchr(b'\\', bytes).is_some() {
@@ -336,28 +348,33 @@ impl Field<'_> {
                 } else {
                     bytes
                 };
-                self.check_room(sink_bytes(path), request.len())?;
-                *pending = RequestParts {
+                self.check_room(columns.request_bytes(), request.len())?;
+                columns.request_pending = RequestParts {
                     text,
                     spaces: split_request(request),
                 };
             }
-            Sink::Status { pending, .. } => {
-                let v = parse_int(bytes).map_err(|e| self.number_error(e, "an HTTP status code"))?;
-                *pending = i32::try_from(v).map_err(|_| self.number_error(NumberError::TooLarge, ""))?;
+            Kind::Status => {
+                let v =
+                    parse_int(bytes).map_err(|e| self.number_error(e, "an HTTP status code"))?;
+                columns.status_pending =
+                    i32::try_from(v).map_err(|_| self.number_error(NumberError::TooLarge, ""))?;
             }
-            Sink::Int64 { pending, .. } => {
-                *pending = if bytes == b"-" {
+            Kind::Int64 => {
+                columns.int64_pending[slot] = if bytes == b"-" {
                     None
                 } else {
                     Some(parse_int(bytes).map_err(|e| self.number_error(e, "a whole number"))?)
                 };
             }
-            Sink::Float64 { pending, .. } => {
-                *pending = if bytes == b"-" {
+            Kind::Float64 => {
+                columns.float64_pending[slot] = if bytes == b"-" {
                     None
                 } else {
-                    Some(parse_float(bytes).map_err(|e| self.number_error(e, "a number of seconds"))?)
+                    Some(
+                        parse_float(bytes)
+                            .map_err(|e| self.number_error(e, "a number of seconds"))?,
+                    )
                 };
             }
         }
@@ -415,18 +432,16 @@ impl Field<'_> {
     fn number_error(&self, e: NumberError, what: &str) -> LineError {
         let shown = found(self.bytes(), 40);
         match e {
-            NumberError::NotANumber => {
-                self.error(0, format!("expected {what} in ${}, found {shown}", self.spec.var))
-            }
-            NumberError::TooLarge => {
-                self.error(0, format!("${} value {shown} is out of range", self.spec.var))
-            }
+            NumberError::NotANumber => self.error(
+                0,
+                format!("expected {what} in ${}, found {shown}", self.spec.var),
+            ),
+            NumberError::TooLarge => self.error(
+                0,
+                format!("${} value {shown} is out of range", self.spec.var),
+            ),
         }
     }
-}
-
-fn sink_bytes(col: &arrow_array::builder::StringBuilder) -> usize {
-    col.values_slice().len()
 }
 
 fn push_scratch(scratch: &mut String, text: &str) -> Span {

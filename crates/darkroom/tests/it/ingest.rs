@@ -408,3 +408,40 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn jsonl_client_ip_field_is_truncated() {
+    let p = TestProject::new(
+        r#"
+[project]
+name = "t"
+
+[[sources]]
+name = "app"
+kind = "jsonl"
+path = "logs/{host}/events-{date}.jsonl"
+timestamp_field = "ts"
+fields = { event = "string", ip = "string" }
+client_ip_field = "ip"
+client_ip = "truncate"
+"#,
+    );
+    let text = concat!(
+        r#"{"ts":"2026-03-01T10:00:00Z","event":"open","ip":"198.51.100.77"}"#,
+        "\n",
+        r#"{"ts":"2026-03-01T10:00:01Z","event":"open","ip":"2001:db8:1:2:3::9"}"#,
+        "\n",
+        r#"{"ts":"2026-03-01T10:00:02Z","event":"open","ip":"not-an-ip"}"#,
+        "\n",
+    );
+    p.write("logs/api-1/events-2026-03-01.jsonl", text.as_bytes());
+    p.run(&["ingest", "app", "--date", "2026-03-01"]).ok();
+    let rows = p.query("SELECT ip FROM raw_app ORDER BY line");
+    assert_eq!(rows[0]["ip"], "198.51.100.0");
+    assert_eq!(rows[1]["ip"], "2001:db8:1::");
+    assert!(
+        rows[2].get("ip").is_none_or(|v| v.is_null()),
+        "never stored unmasked: {:?}",
+        rows[2]
+    );
+}
