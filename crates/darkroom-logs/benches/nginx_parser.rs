@@ -3,6 +3,10 @@
 //! The input is generated once (deterministically) into `target/bench-data/`: realistic
 //! combined-format lines of ~200-300 bytes. `DARKROOM_BENCH_MB` sets its size (default 256).
 //! Criterion reports bytes per second; the line count is printed so lines/s can be derived.
+#![allow(
+    clippy::unwrap_used,
+    reason = "a benchmark with a broken setup should stop loudly"
+)]
 
 use std::fs::File;
 use std::hint::black_box;
@@ -224,6 +228,25 @@ fn read_lines(path: &PathBuf) -> u64 {
     sum
 }
 
+/// Parses a log already in memory: the parser's own cost, without the kernel's file copy.
+fn parse_bytes(data: &[u8], demo: bool) -> usize {
+    let options = ParseOptions {
+        timezone: chrono_tz::America::Toronto,
+        ..ParseOptions::default()
+    };
+    let batch_size = options.batch_size;
+    let mut parser = NginxParser::new(format(demo), options);
+    let mut rows = 0;
+    let mut reader = LineReader::new(data);
+    while let Some(line) = reader.next_line().unwrap() {
+        parser.push_line(line.text, line.number).unwrap();
+        if parser.len() >= batch_size {
+            rows += black_box(parser.finish_batch().unwrap()).num_rows();
+        }
+    }
+    rows + black_box(parser.finish_batch().unwrap()).num_rows()
+}
+
 fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("nginx_parser");
     group
@@ -242,6 +265,10 @@ fn bench(c: &mut Criterion) {
         group.throughput(Throughput::Bytes(bytes));
         group.bench_function(name, |b| b.iter(|| black_box(parse_file(&path, demo))));
         eprintln!("{name}: {lines} lines per iteration");
+        let data = std::fs::read(&path).unwrap();
+        group.bench_function(format!("{name}_in_memory"), |b| {
+            b.iter(|| black_box(parse_bytes(&data, demo)))
+        });
     }
     group.finish();
 }

@@ -102,7 +102,7 @@ pub(crate) enum Kind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum End {
     /// The field runs to the end of the line.
-    EndOfLine,
+    Rest,
     /// The line ends with `term`; the field runs up to it.
     Suffix,
     /// The field ends at the first occurrence of `term` (for quoted fields: whose `"` is not
@@ -243,7 +243,7 @@ impl NginxFormat {
             };
             let quoted = before.last() == Some(&b'"') && term.first() == Some(&b'"');
             let end = if term.is_empty() {
-                End::EndOfLine
+                End::Rest
             } else if i + 1 == count {
                 End::Suffix
             } else {
@@ -445,10 +445,7 @@ mod tests {
             NginxFormat::from_name_or_format("common").unwrap(),
             NginxFormat::common()
         );
-        assert_eq!(
-            NginxFormat::common().fields.last().unwrap().end,
-            End::EndOfLine
-        );
+        assert_eq!(NginxFormat::common().fields.last().unwrap().end, End::Rest);
     }
 
     #[test]
@@ -476,7 +473,7 @@ mod tests {
         assert!(ua.quoted);
         assert_eq!(ua.term.bytes, b"\" vid=");
         assert_eq!(ua.end, End::Search);
-        assert_eq!(f.fields.last().unwrap().end, End::EndOfLine);
+        assert_eq!(f.fields.last().unwrap().end, End::Rest);
     }
 
     #[test]
