@@ -27,21 +27,24 @@ impl Moto {
             .local_addr()
             .unwrap()
             .port();
-        let child = Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        let child = Command::new("python3")
+            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| {
                 panic!(
-                    "cannot start moto_server ({e}): install it with `pip install 'moto[server]'` \
-                     or run the whole suite with scripts/test"
+                    "cannot start `python3 -m moto.server` ({e}): install it with \
+                     `pip install 'moto[server]'` or run the whole suite with scripts/test"
                 )
             });
         let moto = Self { child, port };
         let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "moto_server did not start");
+            assert!(
+                Instant::now() < deadline,
+                "moto.server did not start: is `moto[server]` installed? (scripts/test-services)"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         moto
