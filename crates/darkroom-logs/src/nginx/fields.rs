@@ -167,8 +167,9 @@ fn is_token(b: u8) -> bool {
         )
 }
 
-/// Applies an [`IpPolicy`], remembering the last input and output (consecutive lines often
-/// come from the same client).
+/// Applies an [`IpPolicy`] to client addresses, remembering the last input and output
+/// (consecutive lines often come from the same client). Shared by the nginx and JSON-lines
+/// parsers so both store addresses the same way.
 pub struct IpMasker {
     policy: IpPolicy,
     salted: Option<Sha256>,
@@ -178,6 +179,7 @@ pub struct IpMasker {
 }
 
 impl IpMasker {
+    /// A masker for `policy`; a hashing salt is absorbed once here.
     pub fn new(policy: IpPolicy) -> Self {
         let salted = match &policy {
             IpPolicy::Hash { salt } => Some(Sha256::new_with_prefix(salt)),
@@ -215,7 +217,7 @@ impl IpMasker {
                     .and_then(|s| s.parse().ok())
                     .ok_or("is not an IP address, so it cannot be truncated")?;
                 let masked = truncate_ip(ip, *v4_prefix, *v6_prefix);
-                // Writing to a Vec cannot fail.
+                // Writing to a String cannot fail.
                 let _ = write!(self.last_out, "{masked}");
             }
             IpPolicy::Hash { .. } => {
