@@ -64,13 +64,17 @@ impl Project {
         })?;
         let file = SourceFile::new(path, text);
         let parsed = model::parse(&file, env)?;
-        Ok(Self {
+        Ok(Self::from_parsed(root, file, parsed))
+    }
+
+    fn from_parsed(root: &Path, file: SourceFile, parsed: model::Parsed) -> Self {
+        Self {
             root: root.to_path_buf(),
             file,
             project: parsed.project,
             warehouse: parsed.warehouse,
             sources: parsed.sources,
-        })
+        }
     }
 
     /// Load whatever can be loaded, with every problem found: for `darkroom validate`, which
@@ -92,13 +96,7 @@ impl Project {
         };
         let file = SourceFile::new(path, text);
         let (parsed, diags) = model::parse_partial(&file, &|name| std::env::var(name).ok());
-        let project = parsed.map(|parsed| Self {
-            root: root.to_path_buf(),
-            file,
-            project: parsed.project,
-            warehouse: parsed.warehouse,
-            sources: parsed.sources,
-        });
+        let project = parsed.map(|parsed| Self::from_parsed(root, file, parsed));
         (project, diags)
     }
 
@@ -110,13 +108,7 @@ impl Project {
     ) -> Result<Self, Diagnostics> {
         let file = SourceFile::new(root.join(PROJECT_FILE), text.to_string());
         let parsed = model::parse(&file, env)?;
-        Ok(Self {
-            root: root.to_path_buf(),
-            file,
-            project: parsed.project,
-            warehouse: parsed.warehouse,
-            sources: parsed.sources,
-        })
+        Ok(Self::from_parsed(root, file, parsed))
     }
 
     /// The project's time zone (validated at load).

@@ -189,6 +189,7 @@ pub async fn ingest_date(
     let days = date_to_days(date);
     let mut raw_version = None;
     let mut quarantine_version = None;
+    let mut hours = BTreeMap::new();
     if !files.is_empty() {
         let parser = parsers::build_parser(source, ctx.project.timezone())?;
         let (outcome, versions) =
@@ -196,23 +197,11 @@ pub async fn ingest_date(
         raw_version = Some(versions.0);
         quarantine_version = Some(versions.1);
         reports.extend(outcome.files);
-        reports.sort_by(|a, b| (&a.host, &a.path).cmp(&(&b.host, &b.path)));
-        let ledger_records = build_ledger(&reports, &outcome.hours, &missing);
-        let ledger_version = write_ledger(ctx, &name, date, &fingerprint, &ledger_records).await?;
-        return Ok(finish_report(
-            source,
-            date,
-            reports,
-            missing,
-            raw_version,
-            quarantine_version,
-            ledger_version,
-            fingerprint,
-            started,
-        ));
+        hours = outcome.hours;
     }
     reports.sort_by(|a, b| (&a.host, &a.path).cmp(&(&b.host, &b.path)));
-    let ledger_records = build_ledger(&reports, &BTreeMap::new(), &missing);
+    // The ledger is written last: an ingest is done when its ledger commit exists.
+    let ledger_records = build_ledger(&reports, &hours, &missing);
     let ledger_version = write_ledger(ctx, &name, date, &fingerprint, &ledger_records).await?;
     Ok(finish_report(
         source,
