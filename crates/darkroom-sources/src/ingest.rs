@@ -427,6 +427,7 @@ async fn parse_and_write(
         input: channel_stream(Arc::clone(&schema), raw_rx),
         task: task.clone(),
         fingerprint: fingerprint.to_string(),
+        plain_columns: vec!["line".into()],
     });
     let q_write = ctx.warehouse.replace_partition(PartitionWrite {
         table: source.quarantine_table(),
@@ -436,6 +437,7 @@ async fn parse_and_write(
         input: channel_stream(quarantine::schema(), q_rx),
         task,
         fingerprint: fingerprint.to_string(),
+        plain_columns: vec!["raw".into()],
     });
     let (raw, quarantined, produced) = tokio::join!(raw_write, q_write, producer);
     ctx.progress.end();
@@ -743,6 +745,7 @@ async fn write_ledger(
             input,
             task: format!("ingest/{source}/{date}"),
             fingerprint: fingerprint.to_string(),
+            plain_columns: Vec::new(),
         })
         .await?;
     Ok(outcome.table_version)

@@ -5,7 +5,7 @@
 //! - `hour`: lines read, bytes, rows parsed, rows quarantined, first and last event time, for
 //!   one host and one UTC hour (by event time; a quarantined line counts in the hour of the
 //!   parsed line before it in its file, or in no hour (NULL) if none came before).
-//! - `file`: one file's size, SHA-256, lines, rows and status (`ok`, `duplicate`, `error`,
+//! - `file`: one file's size, BLAKE3 checksum, lines, rows and status (`ok`, `duplicate`, `error`,
 //!   `empty`).
 //! - `missing`: an expected host (or the whole date) with no file; `detail` holds the path
 //!   that was expected.

@@ -11,6 +11,7 @@ use std::sync::OnceLock;
 pub const POINTS: &[&str] = &[
     "write.before_data_files",
     "write.input_consumed",
+    "write.before_commit",
     "write.after_commit",
 ];
 

@@ -8,24 +8,34 @@
 //! vacuumed later); a crash after it leaves the new one. Running the same write twice leaves
 //! the same rows.
 
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::num::NonZeroU64;
+use std::sync::Arc;
 
+use datafusion::arrow::array::{Array, ArrayRef, Scalar};
+use datafusion::arrow::compute::kernels::cmp::distinct;
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::catalog::streaming::StreamingTable;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::arrow::util::display::array_value_to_string;
 use datafusion::common::ScalarValue;
-use datafusion::datasource::provider_as_source;
-use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::logical_expr::{Expr, LogicalPlanBuilder, col, lit};
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::streaming::PartitionStream;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::logical_expr::{Expr, col, lit};
+use delta_kernel::expressions::Scalar as DeltaScalar;
 use deltalake::DeltaTable;
-use deltalake::kernel::Transaction;
-use deltalake::kernel::transaction::CommitProperties;
-use deltalake::operations::write::WriteBuilder;
-use deltalake::protocol::SaveMode;
+use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
+use deltalake::kernel::scalars::ScalarExt;
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties, TableReference};
+use deltalake::kernel::{Action, StructType, Transaction};
+use deltalake::operations::create::CreateBuilder;
+use deltalake::operations::get_num_idx_cols_and_stats_columns;
+use deltalake::operations::write::writer::{PartitionWriter, PartitionWriterConfig};
+use deltalake::protocol::{DeltaOperation, SaveMode};
+use deltalake::table::state::DeltaTableState;
 use futures::StreamExt;
+use indexmap::IndexMap;
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 use serde_json::json;
 
 use crate::{Result, StorageError, Warehouse, failpoint};
@@ -62,6 +72,9 @@ pub struct PartitionWrite {
     pub task: String,
     /// Fingerprint of the inputs (file checksums, upstream versions).
     pub fingerprint: String,
+    /// Columns holding a different value in nearly every row (a raw log line): written with
+    /// no Parquet dictionary and no statistics.
+    pub plain_columns: Vec<String>,
 }
 
 impl std::fmt::Debug for PartitionWrite {
@@ -96,116 +109,280 @@ fn app_id(task: &str) -> String {
     format!("darkroom/{task}")
 }
 
+/// Data files roll over to a new file past this size.
+const TARGET_FILE_SIZE: NonZeroU64 = NonZeroU64::new(256 << 20).unwrap();
+
 /// Parquet settings shared by every table: zstd, dictionary where it helps, page statistics.
 pub fn writer_properties() -> WriterProperties {
+    writer_properties_builder().build()
+}
+
+fn writer_properties_builder() -> parquet::file::properties::WriterPropertiesBuilder {
     WriterProperties::builder()
         .set_compression(Compression::ZSTD(
             ZstdLevel::try_new(ZSTD_LEVEL).unwrap_or_default(),
         ))
         .set_max_row_group_row_count(Some(1 << 20))
-        .build()
 }
 
-/// A one-shot stream exposed as a DataFusion partition, so delta-rs can pull from it.
-struct OneShot {
-    schema: SchemaRef,
-    stream: Mutex<Option<SendableRecordBatchStream>>,
-}
-
-impl std::fmt::Debug for OneShot {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("OneShot")
-    }
-}
-
-impl PartitionStream for OneShot {
-    fn schema(&self) -> &SchemaRef {
-        &self.schema
-    }
-    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
-        let taken = self.stream.lock().ok().and_then(|mut s| s.take());
-        match taken {
-            Some(stream) => stream,
-            None => Box::pin(RecordBatchStreamAdapter::new(
-                Arc::clone(&self.schema),
-                futures::stream::once(async {
-                    Err(datafusion::error::DataFusionError::Internal(
-                        "partition input stream was read twice".into(),
-                    ))
-                }),
-            )),
+/// [`writer_properties`], except for columns that hold a different value in nearly every row
+/// (a raw log `line`): those get no dictionary and no min/max statistics, which cost time
+/// and would buy nothing.
+fn writer_properties_for(file_schema: &SchemaRef, plain_columns: &[String]) -> WriterProperties {
+    let mut builder = writer_properties_builder();
+    for c in plain_columns {
+        if file_schema.index_of(c).is_ok() {
+            let path = ColumnPath::from(c.as_str());
+            builder = builder
+                .set_column_dictionary_enabled(path.clone(), false)
+                .set_column_statistics_enabled(path, EnabledStatistics::None);
         }
+    }
+    builder.build()
+}
+
+/// Where the rows of one partition write go: the partition's values (as Delta records them
+/// in each file's entry) and the file schema — the table's columns without the partition
+/// columns, whose values live in the folder names.
+struct PartitionTarget {
+    file_schema: SchemaRef,
+    file_columns: Vec<usize>,
+    values: IndexMap<String, DeltaScalar>,
+    /// Per partition column: its index in the input, its value as a one-row array, and the
+    /// value as Delta writes it in a file's `partitionValues`.
+    checks: Vec<(String, usize, ArrayRef, String)>,
+}
+
+impl PartitionTarget {
+    fn new(
+        schema: &SchemaRef,
+        partition_columns: &[String],
+        partition: &[(String, ScalarValue)],
+    ) -> std::result::Result<Self, String> {
+        for (c, _) in partition {
+            if !partition_columns.contains(c) {
+                return Err(format!("`{c}` is not a partition column"));
+            }
+        }
+        let mut values = IndexMap::new();
+        let mut checks = Vec::new();
+        for c in partition_columns {
+            let index = schema
+                .index_of(c)
+                .map_err(|_| format!("partition column `{c}` is not in the rows' schema"))?;
+            let value = partition
+                .iter()
+                .find(|(name, _)| name == c)
+                .map(|(_, v)| v)
+                .ok_or_else(|| format!("no value given for partition column `{c}`"))?;
+            if value.is_null() {
+                return Err(format!("partition column `{c}` cannot be NULL"));
+            }
+            let array = value
+                .to_array()
+                .map_err(|e| format!("partition value {c} = {value}: {e}"))?;
+            let scalar = ScalarExt::from_array(array.as_ref(), 0)
+                .ok_or_else(|| format!("partition value {c} = {value} has no Delta type"))?;
+            let serialized = ScalarExt::serialize(&scalar);
+            values.insert(c.clone(), scalar);
+            checks.push((c.clone(), index, array, serialized));
+        }
+        let file_columns: Vec<usize> = (0..schema.fields().len())
+            .filter(|i| !partition_columns.contains(schema.field(*i).name()))
+            .collect();
+        let file_schema = Arc::new(
+            schema
+                .project(&file_columns)
+                .map_err(|e| format!("cannot build the file schema: {e}"))?,
+        );
+        Ok(Self {
+            file_schema,
+            file_columns,
+            values,
+            checks,
+        })
+    }
+
+    /// The batch as written to a data file: every row checked to belong to the partition,
+    /// partition columns dropped.
+    fn file_batch(&self, batch: &RecordBatch) -> std::result::Result<RecordBatch, String> {
+        for (c, index, expected, serialized) in &self.checks {
+            let column = batch
+                .columns()
+                .get(*index)
+                .ok_or_else(|| format!("the rows have no column `{c}`"))?;
+            let outside = distinct(column, &Scalar::new(Arc::clone(expected)))
+                .map_err(|e| format!("cannot compare `{c}`: {e}"))?;
+            if let Some(row) = outside.iter().position(|v| v == Some(true)) {
+                let value = if column.is_null(row) {
+                    "NULL".to_string()
+                } else {
+                    array_value_to_string(column, row).unwrap_or_default()
+                };
+                return Err(format!(
+                    "row {row} of a batch has {c} = {value}, outside the partition being \
+                     written ({c} = {serialized}); nothing was committed"
+                ));
+            }
+        }
+        RecordBatch::try_new(
+            Arc::clone(&self.file_schema),
+            self.file_columns
+                .iter()
+                .map(|i| Arc::clone(batch.column(*i)))
+                .collect(),
+        )
+        .map_err(|e| format!("the rows do not match the schema: {e}"))
+    }
+
+    /// Whether a data file with these partition values belongs to the partition.
+    fn holds(&self, file_values: &HashMap<String, Option<String>>) -> bool {
+        self.checks.iter().all(|(c, _, _, serialized)| {
+            file_values.get(c).and_then(Option::as_deref) == Some(serialized.as_str())
+        })
+    }
+}
+
+/// The rows' columns and partitioning must be the table's.
+fn check_schema(
+    state: &DeltaTableState,
+    schema: &SchemaRef,
+    partition_columns: &[String],
+) -> std::result::Result<(), String> {
+    let table_partitions = state.metadata().partition_columns();
+    if table_partitions != partition_columns {
+        return Err(format!(
+            "the table is partitioned by [{}], this write by [{}]",
+            table_partitions.join(", "),
+            partition_columns.join(", ")
+        ));
+    }
+    let ours: StructType = schema
+        .as_ref()
+        .try_into_kernel()
+        .map_err(|e| format!("the rows have a type Delta tables cannot hold: {e}"))?;
+    let theirs = state.schema();
+    let mut problems = Vec::new();
+    for field in theirs.fields() {
+        match ours.field(field.name()) {
+            None => problems.push(format!(
+                "column `{}` ({}) is missing from the rows written",
+                field.name(),
+                field.data_type()
+            )),
+            Some(f) if f.data_type() != field.data_type() => problems.push(format!(
+                "column `{}` is {} in the table but {} in the rows written",
+                field.name(),
+                field.data_type(),
+                f.data_type()
+            )),
+            Some(_) => {}
+        }
+    }
+    for field in ours.fields() {
+        if theirs.field(field.name()).is_none() {
+            problems.push(format!(
+                "column `{}` ({}) is not in the table",
+                field.name(),
+                field.data_type()
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
     }
 }
 
 impl Warehouse {
     /// Replace one partition of a table with the rows of `write.input`, creating the table if
     /// needed, in a single Delta commit that also records the partition complete.
+    ///
+    /// The rows stream straight into Parquet files under the partition's folder (every row
+    /// must belong to the partition); only then does one commit remove the partition's old
+    /// files, add the new ones and record the task's application transaction.
     pub async fn replace_partition(&self, write: PartitionWrite) -> Result<WriteOutcome> {
         let PartitionWrite {
             table: name,
             partition_columns,
             partition,
             schema,
-            input,
+            mut input,
             task,
             fingerprint,
+            plain_columns,
         } = write;
-        for (c, _) in &partition {
-            if !partition_columns.contains(c) {
-                return Err(StorageError::InvalidWrite {
-                    table: name.clone(),
-                    message: format!("`{c}` is not a partition column"),
-                });
+        let invalid = |message: String| StorageError::InvalidWrite {
+            table: name.clone(),
+            message,
+        };
+        let target =
+            PartitionTarget::new(&schema, &partition_columns, &partition).map_err(&invalid)?;
+        let table = self
+            .open_or_create(&name, &schema, &partition_columns)
+            .await?;
+        let state = table
+            .snapshot()
+            .map_err(|e| StorageError::delta(&name, e))?
+            .clone();
+        check_schema(&state, &schema, &partition_columns).map_err(&invalid)?;
+        let txn_version = state
+            .transaction_version(table.log_store().as_ref(), app_id(&task))
+            .await
+            .map_err(|e| StorageError::delta(&name, e))?
+            .unwrap_or(0)
+            + 1;
+
+        failpoint::hit("write.before_data_files", &name);
+        let (num_indexed_cols, stats_columns) =
+            get_num_idx_cols_and_stats_columns(Some(state.table_config()), HashMap::new());
+        let config = PartitionWriterConfig::try_new(
+            Arc::clone(&target.file_schema),
+            target.values.clone(),
+            Some(writer_properties_for(&target.file_schema, &plain_columns)),
+            Some(TARGET_FILE_SIZE),
+            None,
+            None,
+            None,
+        )
+        .map_err(|e| StorageError::delta(&name, e))?;
+        let mut writer = PartitionWriter::try_with_config(
+            table.object_store(),
+            config,
+            num_indexed_cols,
+            stats_columns,
+        )
+        .map_err(|e| StorageError::delta(&name, e))?;
+        let mut rows = 0u64;
+        while let Some(batch) = input.next().await {
+            let batch =
+                batch.map_err(|e| StorageError::datafusion(format!("input of table {name}"), e))?;
+            let file_batch = target.file_batch(&batch).map_err(&invalid)?;
+            rows += batch.num_rows() as u64;
+            writer
+                .write(&file_batch)
+                .await
+                .map_err(|e| StorageError::delta(&name, e))?;
+        }
+        failpoint::hit("write.input_consumed", &name);
+        let adds = writer
+            .close()
+            .await
+            .map_err(|e| StorageError::delta(&name, e))?;
+        failpoint::hit("write.before_commit", &name);
+
+        let mut actions: Vec<Action> = adds.into_iter().map(Action::Add).collect();
+        let mut files = state
+            .snapshot()
+            .file_views(table.log_store().as_ref(), None);
+        while let Some(file) = files.next().await {
+            let file = file.map_err(|e| StorageError::delta(&name, e))?;
+            if target.holds(&file.partition_values_map()) {
+                actions.push(Action::Remove(file.remove_action(true)));
             }
         }
-        let existing = self.table(&name).await?;
-        let previous_txn = match &existing {
-            Some(t) => t
-                .snapshot()
-                .map_err(|e| StorageError::delta(&name, e))?
-                .transaction_version(t.log_store().as_ref(), app_id(&task))
-                .await
-                .map_err(|e| StorageError::delta(&name, e))?
-                .unwrap_or(0),
-            None => 0,
-        };
-        let txn_version = previous_txn + 1;
-        let table = match existing {
-            Some(t) => t,
-            None => self.table_handle(&name)?,
-        };
-
-        // Count rows as they stream past. The `write.input_consumed` failpoint fires when the
-        // last row has been handed to the Parquet writer, while the last file is being closed.
-        let rows = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let counter = Arc::clone(&rows);
-        let failpoint_table = name.clone();
-        let counted = input.map(move |batch| {
-            if let Ok(b) = &batch {
-                counter.fetch_add(b.num_rows() as u64, std::sync::atomic::Ordering::Relaxed);
-            }
-            batch
-        });
-        let counted: SendableRecordBatchStream = Box::pin(RecordBatchStreamAdapter::new(
-            Arc::clone(&schema),
-            counted.chain(futures::stream::poll_fn(move |_| {
-                failpoint::hit("write.input_consumed", &failpoint_table);
-                std::task::Poll::Ready(None)
-            })),
-        ));
-        let source = StreamingTable::try_new(
-            Arc::clone(&schema),
-            vec![Arc::new(OneShot {
-                schema: Arc::clone(&schema),
-                stream: Mutex::new(Some(counted)),
-            })],
-        )
-        .map_err(|e| StorageError::datafusion(format!("table {name}"), e))?;
-        let plan = LogicalPlanBuilder::scan("input", provider_as_source(Arc::new(source)), None)
-            .and_then(LogicalPlanBuilder::build)
-            .map_err(|e| StorageError::datafusion(format!("table {name}"), e))?;
-
+        drop(files);
         let partition_text: Vec<String> =
             partition.iter().map(|(c, v)| format!("{c}={v}")).collect();
         let properties = CommitProperties::default()
@@ -217,29 +394,30 @@ impl Warehouse {
                     "partition": partition_text,
                     "fingerprint": fingerprint,
                     "txn_version": txn_version,
+                    "rows": rows,
                 }),
             )]);
-
-        failpoint::hit("write.before_data_files", &name);
-        let snapshot = table.snapshot().ok().map(|s| s.snapshot().clone());
-        let mut builder = WriteBuilder::new(table.log_store(), snapshot)
-            .with_input_plan(plan)
-            .with_save_mode(SaveMode::Overwrite)
-            .with_partition_columns(partition_columns.clone())
-            .with_writer_properties(writer_properties())
-            .with_commit_properties(properties)
-            .with_table_name(name.clone());
-        if let Some(predicate) = partition_predicate(&partition) {
-            builder = builder.with_replace_where(predicate);
-        }
-        let written: DeltaTable = builder.await.map_err(|e| StorageError::delta(&name, e))?;
+        let operation = DeltaOperation::Write {
+            mode: SaveMode::Overwrite,
+            partition_by: Some(partition_columns.clone()),
+            predicate: partition_predicate(&partition).map(|p| p.to_string()),
+        };
+        let committed = CommitBuilder::from(properties)
+            .with_actions(actions)
+            .build(
+                Some(&state as &dyn TableReference),
+                table.log_store(),
+                operation,
+            )
+            .await
+            .map_err(|e| StorageError::delta(&name, e.into()))?;
         failpoint::hit("write.after_commit", &name);
         self.refresh_shared(&name).await?;
-        let table_version = written.version().unwrap_or(0);
+        let table_version = committed.version();
         Ok(WriteOutcome {
             table: name,
             table_version,
-            rows: rows.load(std::sync::atomic::Ordering::Relaxed),
+            rows,
             completion: Completion {
                 task,
                 txn_version,
@@ -247,6 +425,43 @@ impl Warehouse {
                 fingerprint,
             },
         })
+    }
+
+    /// Open a table, creating it (empty, with this schema and partitioning) if it does not
+    /// exist. Creating is its own commit: a crash right after it leaves an empty table with no
+    /// partition recorded complete.
+    async fn open_or_create(
+        &self,
+        name: &str,
+        schema: &SchemaRef,
+        partition_columns: &[String],
+    ) -> Result<DeltaTable> {
+        if let Some(table) = self.table(name).await? {
+            return Ok(table);
+        }
+        let fields: StructType =
+            schema
+                .as_ref()
+                .try_into_kernel()
+                .map_err(|e| StorageError::InvalidWrite {
+                    table: name.to_string(),
+                    message: format!("the schema has a type Delta tables cannot hold: {e}"),
+                })?;
+        let handle = self.table_handle(name)?;
+        CreateBuilder::new()
+            .with_log_store(handle.log_store())
+            .with_table_name(name)
+            .with_columns(fields.fields().cloned())
+            .with_partition_columns(partition_columns.to_vec())
+            .with_save_mode(SaveMode::Ignore)
+            .await
+            .map_err(|e| StorageError::delta(name, e))?;
+        self.table(name)
+            .await?
+            .ok_or_else(|| StorageError::InvalidWrite {
+                table: name.to_string(),
+                message: "the table was created but cannot be opened".into(),
+            })
     }
 
     /// The recorded completion of `task` in `table`, if any: the latest commit carrying the

@@ -40,6 +40,7 @@ fn write(table: &str, day: i32, ids: std::ops::Range<i64>, fingerprint: &str) ->
         )),
         task: format!("test/{table}/{day}"),
         fingerprint: fingerprint.into(),
+        plain_columns: vec!["name".into()],
     }
 }
 
@@ -125,9 +126,87 @@ async fn rows_outside_the_partition_are_refused_and_nothing_changes() {
     bad.partition = vec![("event_date".into(), ScalarValue::Date32(Some(100)))];
     bad.task = "test/t/100".into();
     let err = w.replace_partition(bad).await.unwrap_err().to_string();
-    assert!(err.contains("t"), "{err}");
+    assert!(
+        err.contains("event_date = 1970-04-12") && err.contains("outside the partition"),
+        "{err}"
+    );
     assert_eq!(count(&w, "SELECT count(*) FROM t").await, 3);
     let mut wrong_column = write("t", 100, 0..3, "c");
     wrong_column.partition = vec![("id".into(), ScalarValue::Int64(Some(1)))];
     assert!(w.replace_partition(wrong_column).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_with_other_columns_is_refused_naming_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = Warehouse::open(StorageSettings::local(dir.path())).unwrap();
+    w.replace_partition(write("t", 100, 0..3, "a"))
+        .await
+        .unwrap();
+    let other = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Utf8, false),
+        Field::new("extra", DataType::Int64, true),
+        Field::new("event_date", DataType::Date32, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        Arc::clone(&other),
+        vec![
+            Arc::new(StringArray::from(vec!["1"])),
+            Arc::new(Int64Array::from(vec![Some(1)])),
+            Arc::new(Date32Array::from(vec![100])),
+        ],
+    )
+    .unwrap();
+    let mut changed = write("t", 100, 0..3, "b");
+    changed.schema = Arc::clone(&other);
+    changed.input = Box::pin(RecordBatchStreamAdapter::new(
+        other,
+        futures::stream::iter(vec![Ok(batch)]),
+    ));
+    let err = w.replace_partition(changed).await.unwrap_err().to_string();
+    assert!(
+        err.contains("column `id` is long in the table but string"),
+        "{err}"
+    );
+    assert!(err.contains("column `name` (string) is missing"), "{err}");
+    assert!(
+        err.contains("column `extra` (long) is not in the table"),
+        "{err}"
+    );
+    assert_eq!(count(&w, "SELECT count(*) FROM t").await, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_columns_have_no_dictionary_and_no_statistics() {
+    use parquet::basic::Encoding;
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+
+    let dir = tempfile::tempdir().unwrap();
+    let w = Warehouse::open(StorageSettings::local(dir.path())).unwrap();
+    w.replace_partition(write("t", 100, 0..1000, "a"))
+        .await
+        .unwrap();
+    let partition = dir.path().join("t").join("event_date=1970-04-11");
+    let file = std::fs::read_dir(&partition)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "parquet"))
+        .expect("a data file in the partition folder");
+    let reader = SerializedFileReader::new(std::fs::File::open(file).unwrap()).unwrap();
+    let group = reader.metadata().row_group(0);
+    let column = |name: &str| {
+        (0..group.num_columns())
+            .map(|i| group.column(i))
+            .find(|c| c.column_path().string() == name)
+            .unwrap()
+    };
+    // `name` was declared plain; `id` keeps the defaults
+    let name = column("name");
+    assert!(
+        !name.encodings().any(|e| e == Encoding::RLE_DICTIONARY),
+        "{name:?}"
+    );
+    assert!(name.statistics().is_none(), "{name:?}");
+    let id = column("id");
+    assert!(id.statistics().is_some_and(|s| s.min_bytes_opt().is_some()));
 }

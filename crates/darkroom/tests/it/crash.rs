@@ -25,6 +25,8 @@ fn failpoints_at_each_step_of_a_write() {
     let points = [
         ("write.before_data_files:raw_web", false),
         ("write.input_consumed:raw_web", false),
+        // every data file written, the commit not made
+        ("write.before_commit:raw_web", false),
         ("write.after_commit:raw_web", true),
         // the raw table is committed, the ledger (written last) is not: not done yet
         ("write.before_data_files:_ingest_ledger", true),
@@ -63,6 +65,25 @@ fn failpoints_at_each_step_of_a_write() {
         p.run(&["ingest", "web", "--date", D]).ok();
         assert_exactly(&p, 500);
     }
+}
+
+#[test]
+fn a_crash_during_the_first_write_of_a_table_leaves_it_empty() {
+    let p = TestProject::nginx("combined", "");
+    p.write(
+        &format!("logs/web-1/access-{D}.log"),
+        lines(300, D, false).as_bytes(),
+    );
+    let out = p
+        .command(&["ingest", "web", "--date", D])
+        .env("DARKROOM_FAILPOINT", "write.before_commit:raw_web")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the process must die");
+    // The table was created (its own commit) but holds nothing: no partition is complete.
+    assert_eq!(p.count(COUNT), 0);
+    p.run(&["ingest", "web", "--date", D]).ok();
+    assert_exactly(&p, 300);
 }
 
 #[test]
