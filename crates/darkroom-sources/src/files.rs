@@ -1,11 +1,15 @@
 //! Reading a found file: fetch remote files to a local spool, checksum, detect gzip by its
 //! magic bytes, count bytes for progress.
+//!
+//! A file is read once: its checksum is computed by the reader that feeds the parser. Only a
+//! file that could be a duplicate (its size equals another file's) is hashed beforehand,
+//! because a duplicate must be recognised before it is parsed.
 
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
 use object_store::ObjectStoreExt;
@@ -20,8 +24,9 @@ pub struct LocalFile {
     pub found: FoundFile,
     pub local: PathBuf,
     pub size: u64,
-    /// BLAKE3 of the file's bytes as stored (compressed if gzip), hex.
-    pub checksum: String,
+    /// BLAKE3 of the file's bytes as stored (compressed if gzip), hex; `None` until it is
+    /// computed (beforehand for possible duplicates, otherwise while the file is parsed).
+    pub checksum: Option<String>,
 }
 
 /// Make a found file local: remote objects are streamed to `spool` (never held in memory).
@@ -52,16 +57,30 @@ pub async fn localize(found: FoundFile, spool: &Path) -> Result<LocalFile> {
             target
         }
     };
-    let path = local.clone();
-    let (size, checksum) = tokio::task::spawn_blocking(move || checksum_file(&path))
+    let size = tokio::fs::metadata(&local)
         .await
-        .map_err(|e| SourceError::Internal(format!("checksum task failed: {e}")))??;
+        .map_err(|e| SourceError::io(&local, e))?
+        .len();
     Ok(LocalFile {
         found,
         local,
         size,
-        checksum,
+        checksum: None,
     })
+}
+
+impl LocalFile {
+    /// Compute the checksum now (in a blocking task), if not known yet.
+    pub async fn checksum_now(&mut self) -> Result<()> {
+        if self.checksum.is_none() {
+            let path = self.local.clone();
+            let (_, checksum) = tokio::task::spawn_blocking(move || checksum_file(&path))
+                .await
+                .map_err(|e| SourceError::Internal(format!("checksum task failed: {e}")))??;
+            self.checksum = Some(checksum);
+        }
+        Ok(())
+    }
 }
 
 /// Size and BLAKE3 hash of a file, streamed. BLAKE3 rather than SHA-256: as strong, and
@@ -83,24 +102,47 @@ pub fn checksum_file(path: &Path) -> Result<(u64, String)> {
     Ok((size, hasher.finalize().to_hex().to_string()))
 }
 
-/// Counts the bytes read from the underlying file into a shared counter (for progress).
-pub struct CountingReader<R> {
+/// The BLAKE3 hash of the bytes a reader has passed on, and how many there were.
+#[derive(Clone, Default)]
+pub struct ReadHash(Arc<Mutex<(blake3::Hasher, u64)>>);
+
+impl ReadHash {
+    /// The checksum of everything read, if exactly `size` bytes were read (the whole file).
+    pub fn checksum_of_whole(&self, size: u64) -> Option<String> {
+        let guard = self.0.lock().ok()?;
+        (guard.1 == size).then(|| guard.0.finalize().to_hex().to_string())
+    }
+}
+
+/// Counts the bytes read from the underlying file into a shared counter (for progress), and
+/// hashes them.
+struct CountingReader<R> {
     inner: R,
     counter: Arc<AtomicU64>,
+    hash: ReadHash,
 }
 
 impl<R: Read> Read for CountingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.counter.fetch_add(n as u64, Ordering::Relaxed);
+        if let Ok(mut state) = self.hash.0.lock() {
+            state.0.update(&buf[..n]);
+            state.1 += n as u64;
+        }
         Ok(n)
     }
 }
 
 /// Open a local file for line reading, decompressing gzip (detected by magic bytes, so a `.gz`
 /// that is really plain text, or a plain name holding gzip, both read right). Concatenated
-/// gzip members are read as one stream.
-pub fn open_decoded(path: &Path, counter: Arc<AtomicU64>) -> Result<Box<dyn Read + Send>> {
+/// gzip members are read as one stream. The bytes read from the file, as stored, are hashed
+/// into `hash`.
+pub fn open_decoded(
+    path: &Path,
+    counter: Arc<AtomicU64>,
+    hash: ReadHash,
+) -> Result<Box<dyn Read + Send>> {
     let mut file = File::open(path).map_err(|e| SourceError::io(path, e))?;
     let mut magic = [0u8; 2];
     let mut got = 0;
@@ -117,6 +159,7 @@ pub fn open_decoded(path: &Path, counter: Arc<AtomicU64>) -> Result<Box<dyn Read
     let counted = CountingReader {
         inner: file,
         counter,
+        hash,
     };
     if got == 2 && magic == [0x1f, 0x8b] {
         Ok(Box::new(flate2::read::MultiGzDecoder::new(
@@ -124,5 +167,28 @@ pub fn open_decoded(path: &Path, counter: Arc<AtomicU64>) -> Result<Box<dyn Read
         )))
     } else {
         Ok(Box::new(counted))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reader_hashes_what_it_reads_as_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log.gz");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, b"one\ntwo\n").unwrap();
+        std::fs::write(&path, gz.finish().unwrap()).unwrap();
+        let (size, expected) = checksum_file(&path).unwrap();
+
+        let hash = ReadHash::default();
+        let mut reader = open_decoded(&path, Arc::default(), hash.clone()).unwrap();
+        let mut text = String::new();
+        reader.read_to_string(&mut text).unwrap();
+        assert_eq!(text, "one\ntwo\n");
+        assert_eq!(hash.checksum_of_whole(size), Some(expected));
+        assert_eq!(hash.checksum_of_whole(size + 1), None, "not the whole file");
     }
 }

@@ -11,8 +11,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use arrow::array::{Array, ArrayRef, AsArray, Date32Array, RecordBatch, StringArray};
@@ -20,7 +20,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimestampMicrosecondT
 use chrono::NaiveDate;
 use darkroom_config::{Project, SourceConfig};
 use darkroom_logs::{LineReader, LogParser};
-use darkroom_storage::{PartitionWrite, Warehouse};
+use darkroom_storage::{Fingerprint, PartitionWrite, Warehouse};
 use datafusion::common::ScalarValue;
 use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
@@ -29,7 +29,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use crate::discover::{FoundFile, PathTemplate};
-use crate::files::{LocalFile, localize, open_decoded};
+use crate::files::{LocalFile, ReadHash, checksum_file, localize, open_decoded};
 use crate::ledger::{self, Counts, LedgerRecord};
 use crate::quarantine::{self, QuarantineBuilder};
 use crate::{Result, SourceError, date_to_days, parsers};
@@ -152,53 +152,70 @@ pub async fn ingest_date(
         });
     }
 
-    // Fetch remote files, checksum everything, and recognise duplicates.
+    // Fetch remote files and recognise duplicates. A duplicate has the size of another file
+    // (found now, or loaded on another date): only such files are hashed before parsing; the
+    // rest are hashed by the reader that parses them.
     let spool = tempfile::tempdir().map_err(|e| SourceError::io(Path::new("<tmp>"), e))?;
     let mut local = Vec::new();
     for f in found {
         local.push(localize(f, spool.path()).await?);
     }
+    let mut size_count: BTreeMap<u64, usize> = BTreeMap::new();
+    for f in &local {
+        *size_count.entry(f.size).or_default() += 1;
+    }
     let mut files = Vec::new();
     let mut reports = Vec::new();
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
-    for f in local {
+    for mut f in local {
+        let possible_duplicate = f.size > 0
+            && (size_count.get(&f.size).is_some_and(|n| *n > 1) || history.sizes.contains(&f.size));
+        if !possible_duplicate {
+            files.push(f);
+            continue;
+        }
+        f.checksum_now().await?;
+        let checksum = f.checksum.clone().unwrap_or_default();
         let path = f.found.location.display();
-        let duplicate_of = seen.get(&f.checksum).cloned().or_else(|| {
+        let duplicate_of = seen.get(&checksum).cloned().or_else(|| {
             history
                 .checksums
-                .get(&f.checksum)
+                .get(&checksum)
                 .map(|(d, p)| format!("{p} (file_date {d})"))
         });
-        if let Some(original) = duplicate_of.filter(|_| f.size > 0) {
+        if let Some(original) = duplicate_of {
             reports.push(FileReport {
                 host: f.found.host.clone(),
                 path,
                 size: f.size,
-                checksum: f.checksum.clone(),
+                checksum,
                 status: "duplicate".into(),
                 detail: Some(format!("same bytes as {original}; not counted again")),
                 counts: Counts::default(),
             });
             continue;
         }
-        seen.insert(f.checksum.clone(), path);
+        seen.insert(checksum, path);
         files.push(f);
     }
 
-    let fingerprint = fingerprint(source, ctx.project, &files);
+    let fingerprint_base = fingerprint_base(source, ctx.project);
     let days = date_to_days(date);
     let mut raw_version = None;
     let mut quarantine_version = None;
     let mut hours = BTreeMap::new();
-    if !files.is_empty() {
+    let fingerprint = if files.is_empty() {
+        fingerprint(&fingerprint_base, &[])
+    } else {
         let parser = parsers::build_parser(source, ctx.project.timezone())?;
         let (outcome, versions) =
-            parse_and_write(ctx, source, date, days, &fingerprint, parser, files).await?;
+            parse_and_write(ctx, source, date, days, fingerprint_base, parser, files).await?;
         raw_version = Some(versions.0);
         quarantine_version = Some(versions.1);
         reports.extend(outcome.files);
         hours = outcome.hours;
-    }
+        outcome.fingerprint
+    };
     reports.sort_by(|a, b| (&a.host, &a.path).cmp(&(&b.host, &b.path)));
     // The ledger is written last: an ingest is done when its ledger commit exists.
     let ledger_records = build_ledger(&reports, &hours, &missing);
@@ -298,19 +315,26 @@ async fn find_files(
     }
 }
 
-fn fingerprint(source: &SourceConfig, project: &Project, files: &[LocalFile]) -> String {
+/// What the fingerprint of an ingest covers besides its files: the code and the settings that
+/// decide how lines are read.
+fn fingerprint_base(source: &SourceConfig, project: &Project) -> String {
+    format!(
+        "{}\n{}\n{:?}\n{}",
+        env!("CARGO_PKG_VERSION"),
+        source.kind_name(),
+        source.kind,
+        project.timezone().name()
+    )
+}
+
+/// The fingerprint of an ingest: its base and every file read (host, path, size, checksum).
+fn fingerprint(base: &str, files: &[FileReport]) -> String {
     let mut h = Sha256::new();
-    h.update(env!("CARGO_PKG_VERSION"));
-    h.update(source.kind_name());
-    h.update(format!("{:?}", source.kind));
-    h.update(project.timezone().name());
+    h.update(base);
     for f in files {
         h.update(format!(
             "\n{}\t{}\t{}\t{}",
-            f.found.host,
-            f.found.location.display(),
-            f.size,
-            f.checksum
+            f.host, f.path, f.size, f.checksum
         ));
     }
     hex::encode(h.finalize())
@@ -319,6 +343,8 @@ fn fingerprint(source: &SourceConfig, project: &Project, files: &[LocalFile]) ->
 /// What the parser thread produced.
 struct ParseOutcome {
     files: Vec<FileReport>,
+    /// The fingerprint of the files parsed, set before the writers saw the end of input.
+    fingerprint: String,
     /// (host, UTC hour start in µs or None) -> counts.
     hours: BTreeMap<(String, Option<i64>), Counts>,
 }
@@ -378,7 +404,7 @@ async fn parse_and_write(
     source: &SourceConfig,
     date: NaiveDate,
     days: i32,
-    fingerprint: &str,
+    fingerprint_base: String,
     parser: Box<dyn LogParser>,
     files: Vec<LocalFile>,
 ) -> Result<(ParseOutcome, (u64, u64))> {
@@ -398,6 +424,10 @@ async fn parse_and_write(
     let producer_schema = Arc::clone(&schema);
     let ip = parsers::post_parse_ip(source)
         .and_then(|(column, masker)| Some((schema.index_of(&column).ok()?, masker)));
+    // Checksums are computed while parsing, so the fingerprint is known only at the end of
+    // the input: the producer sets it just before it tells the writers the input is complete.
+    let fingerprint = Arc::new(OnceLock::new());
+    let producer_fingerprint = Arc::clone(&fingerprint);
     let producer = tokio::task::spawn_blocking(move || {
         let mut p = Producer {
             ip,
@@ -411,10 +441,12 @@ async fn parse_and_write(
         };
         // On error `p` is dropped without sending `Done`: both writers then fail rather than
         // commit a partial day.
-        p.run(files, &counter).map(|files| ParseOutcome {
-            files,
-            hours: std::mem::take(&mut p.hours),
-        })
+        p.run(files, &counter, &fingerprint_base, &producer_fingerprint)
+            .map(|(files, fingerprint)| ParseOutcome {
+                files,
+                fingerprint,
+                hours: std::mem::take(&mut p.hours),
+            })
     });
 
     let task = format!("ingest/{}/{date}", source.name());
@@ -426,7 +458,7 @@ async fn parse_and_write(
         schema: Arc::clone(&schema),
         input: channel_stream(Arc::clone(&schema), raw_rx),
         task: task.clone(),
-        fingerprint: fingerprint.to_string(),
+        fingerprint: Fingerprint::Deferred(Arc::clone(&fingerprint)),
         plain_columns: vec!["line".into()],
     });
     let q_write = ctx.warehouse.replace_partition(PartitionWrite {
@@ -436,7 +468,7 @@ async fn parse_and_write(
         schema: quarantine::schema(),
         input: channel_stream(quarantine::schema(), q_rx),
         task,
-        fingerprint: fingerprint.to_string(),
+        fingerprint: Fingerprint::Deferred(fingerprint),
         plain_columns: vec!["raw".into()],
     });
     let (raw, quarantined, produced) = tokio::join!(raw_write, q_write, producer);
@@ -471,17 +503,31 @@ struct FileState {
     /// Quarantined lines of the pending batch: (parsed rows before it, raw length).
     pending_quarantine: Vec<(usize, u64)>,
     last_hour: Option<i64>,
+    /// The constant lineage columns (`host`, `file`, `file_date`), built once per file at the
+    /// largest batch length seen and sliced (without copying) for each batch.
+    lineage: Option<[ArrayRef; 3]>,
 }
 
 impl Producer {
-    fn run(&mut self, files: Vec<LocalFile>, counter: &Arc<AtomicU64>) -> Result<Vec<FileReport>> {
+    /// Parse every file; set the fingerprint of what was read, then end both inputs.
+    fn run(
+        &mut self,
+        files: Vec<LocalFile>,
+        counter: &Arc<AtomicU64>,
+        fingerprint_base: &str,
+        fingerprint_cell: &OnceLock<String>,
+    ) -> Result<(Vec<FileReport>, String)> {
         let mut reports = Vec::new();
         for f in files {
             reports.push(self.parse_file(&f, counter)?);
         }
+        let fingerprint = fingerprint(fingerprint_base, &reports);
+        fingerprint_cell
+            .set(fingerprint.clone())
+            .map_err(|_| SourceError::Internal("the ingest fingerprint was set twice".into()))?;
         self.send_raw(Msg::Done)?;
         self.send_q(Msg::Done)?;
-        Ok(reports)
+        Ok((reports, fingerprint))
     }
 
     fn send_raw(&self, msg: Msg) -> Result<()> {
@@ -505,10 +551,12 @@ impl Producer {
             row_bytes: Vec::new(),
             pending_quarantine: Vec::new(),
             last_hour: None,
+            lineage: None,
         };
         let mut quarantine = QuarantineBuilder::new(&f.found.host, &path, self.days);
         let mut error = None;
-        let reader = open_decoded(&f.local, Arc::clone(counter))?;
+        let hash = ReadHash::default();
+        let reader = open_decoded(&f.local, Arc::clone(counter), hash.clone())?;
         let mut lines = LineReader::new(reader);
         let batch_size = darkroom_logs::DEFAULT_BATCH_SIZE;
         loop {
@@ -571,11 +619,22 @@ impl Producer {
             None if state.counts.lines == 0 => ("empty", Some("the file holds no lines".into())),
             None => ("ok", None),
         };
+        drop(lines);
+        // The reader hashed the file as it went; a file not read to its end (a read error, or
+        // one that grew meanwhile) is hashed again in full.
+        let checksum = match f
+            .checksum
+            .clone()
+            .or_else(|| hash.checksum_of_whole(f.size))
+        {
+            Some(c) => c,
+            None => checksum_file(&f.local)?.1,
+        };
         Ok(FileReport {
             host: state.host,
             path,
             size: f.size,
-            checksum: f.checksum.clone(),
+            checksum,
             status: status.into(),
             detail,
             counts: state.counts,
@@ -639,9 +698,17 @@ impl Producer {
             {
                 *column = mask_ips(column, masker)?;
             }
-            columns.push(Arc::new(StringArray::from(vec![state.host.as_str(); n])));
-            columns.push(Arc::new(StringArray::from(vec![state.path.as_str(); n])));
-            columns.push(Arc::new(Date32Array::from(vec![self.days; n])));
+            if state.lineage.as_ref().is_none_or(|l| l[0].len() < n) {
+                let len = n.max(darkroom_logs::DEFAULT_BATCH_SIZE);
+                state.lineage = Some([
+                    Arc::new(StringArray::new_repeated(&state.host, len)),
+                    Arc::new(StringArray::new_repeated(&state.path, len)),
+                    Arc::new(Date32Array::from(vec![self.days; len])),
+                ]);
+            }
+            if let Some(lineage) = &state.lineage {
+                columns.extend(lineage.iter().map(|c| c.slice(0, n)));
+            }
             let out = RecordBatch::try_new(Arc::clone(&self.schema), columns)?;
             self.send_raw(Msg::Batch(out))?;
         }
@@ -744,7 +811,7 @@ async fn write_ledger(
             schema,
             input,
             task: format!("ingest/{source}/{date}"),
-            fingerprint: fingerprint.to_string(),
+            fingerprint: fingerprint.into(),
             plain_columns: Vec::new(),
         })
         .await?;

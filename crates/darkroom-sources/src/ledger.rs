@@ -148,6 +148,8 @@ pub fn to_batch(
 pub struct History {
     /// checksum -> (file_date, path) of an `ok` file on another date.
     pub checksums: BTreeMap<String, (NaiveDate, String)>,
+    /// Sizes of those files: a file of another size cannot be one of them.
+    pub sizes: BTreeSet<u64>,
     /// Hosts with an `ok` file in the 7 dates before.
     pub recent_hosts: BTreeSet<String>,
 }
@@ -162,7 +164,8 @@ pub async fn history(warehouse: &Warehouse, source: &str, date: NaiveDate) -> Re
     let source_sql = source.replace('\'', "''");
     let sql = format!(
         "SELECT checksum, CAST(file_date AS VARCHAR) AS d, file, host, \
-                CAST(file_date >= DATE '{from}' AND file_date < DATE '{date}' AS BOOLEAN) AS recent \
+                CAST(file_date >= DATE '{from}' AND file_date < DATE '{date}' AS BOOLEAN) AS recent, \
+                file_size \
          FROM {LEDGER_TABLE} \
          WHERE source = '{source_sql}' AND record = 'file' AND status = 'ok' \
            AND file_date <> DATE '{date}'",
@@ -179,6 +182,8 @@ pub async fn history(warehouse: &Warehouse, source: &str, date: NaiveDate) -> Re
         let (checksum, day, file, host) = (text(0)?, text(1)?, text(2)?, text(3)?);
         let recent = arrow::compute::cast(batch.column(4), &DataType::Boolean)?;
         let recent = recent.as_boolean();
+        let size = arrow::compute::cast(batch.column(5), &DataType::Int64)?;
+        let size = size.as_primitive::<arrow::datatypes::Int64Type>();
         for row in 0..batch.num_rows() {
             if !checksum.is_null(row)
                 && let Ok(d) = day.value(row).parse::<NaiveDate>()
@@ -186,6 +191,9 @@ pub async fn history(warehouse: &Warehouse, source: &str, date: NaiveDate) -> Re
                 out.checksums
                     .entry(checksum.value(row).to_string())
                     .or_insert((d, file.value(row).to_string()));
+            }
+            if size.is_valid(row) {
+                out.sizes.insert(size.value(row).unsigned_abs());
             }
             if recent.is_valid(row) && recent.value(row) && host.is_valid(row) {
                 out.recent_hosts.insert(host.value(row).to_string());

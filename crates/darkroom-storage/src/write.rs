@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroU64;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use datafusion::arrow::array::{Array, ArrayRef, Scalar};
 use datafusion::arrow::compute::kernels::cmp::distinct;
@@ -71,7 +71,7 @@ pub struct PartitionWrite {
     /// Task id recorded as the commit's application transaction.
     pub task: String,
     /// Fingerprint of the inputs (file checksums, upstream versions).
-    pub fingerprint: String,
+    pub fingerprint: Fingerprint,
     /// Columns holding a different value in nearly every row (a raw log line): written with
     /// no Parquet dictionary and no statistics.
     pub plain_columns: Vec<String>,
@@ -84,6 +84,38 @@ impl std::fmt::Debug for PartitionWrite {
             .field("partition", &self.partition)
             .field("task", &self.task)
             .finish_non_exhaustive()
+    }
+}
+
+/// The fingerprint of a write's inputs, recorded in the commit that writes the partition.
+#[derive(Debug, Clone)]
+pub enum Fingerprint {
+    /// Known before the write starts.
+    Known(String),
+    /// Set by whoever produces the input, at the latest just before the input ends — for a
+    /// checksum computed while the input was read. Still unset when the input has ended, the
+    /// write fails and commits nothing.
+    Deferred(Arc<OnceLock<String>>),
+}
+
+impl Fingerprint {
+    fn resolve(&self) -> Option<String> {
+        match self {
+            Self::Known(f) => Some(f.clone()),
+            Self::Deferred(cell) => cell.get().cloned(),
+        }
+    }
+}
+
+impl From<String> for Fingerprint {
+    fn from(value: String) -> Self {
+        Self::Known(value)
+    }
+}
+
+impl From<&str> for Fingerprint {
+    fn from(value: &str) -> Self {
+        Self::Known(value.to_string())
     }
 }
 
@@ -371,6 +403,9 @@ impl Warehouse {
             .await
             .map_err(|e| StorageError::delta(&name, e))?;
         failpoint::hit("write.before_commit", &name);
+        let fingerprint = fingerprint.resolve().ok_or_else(|| {
+            invalid("the input ended before its fingerprint was set; nothing was committed".into())
+        })?;
 
         let mut actions: Vec<Action> = adds.into_iter().map(Action::Add).collect();
         let mut files = state

@@ -210,3 +210,50 @@ async fn plain_columns_have_no_dictionary_and_no_statistics() {
     let id = column("id");
     assert!(id.statistics().is_some_and(|s| s.min_bytes_opt().is_some()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deferred_fingerprint_is_recorded_and_an_unset_one_commits_nothing() {
+    use darkroom_storage::Fingerprint;
+    use std::sync::OnceLock;
+
+    let dir = tempfile::tempdir().unwrap();
+    let w = Warehouse::open(StorageSettings::local(dir.path())).unwrap();
+    w.replace_partition(write("t", 100, 0..3, "a"))
+        .await
+        .unwrap();
+
+    // never set: the write fails, the old partition stays
+    let mut unset = write("t", 100, 0..5, "ignored");
+    unset.fingerprint = Fingerprint::Deferred(Arc::new(OnceLock::new()));
+    let err = w.replace_partition(unset).await.unwrap_err().to_string();
+    assert!(err.contains("fingerprint"), "{err}");
+    assert_eq!(count(&w, "SELECT count(*) FROM t").await, 3);
+
+    // set by the input's producer before the input ends
+    let cell = Arc::new(OnceLock::new());
+    let mut deferred = write("t", 100, 0..5, "ignored");
+    let setter = Arc::clone(&cell);
+    let input = std::mem::replace(
+        &mut deferred.input,
+        Box::pin(RecordBatchStreamAdapter::new(
+            schema(),
+            futures::stream::empty(),
+        )),
+    );
+    deferred.input = Box::pin(RecordBatchStreamAdapter::new(
+        schema(),
+        futures::StreamExt::chain(
+            input,
+            futures::stream::poll_fn(move |_| {
+                let _ = setter.set("late".to_string());
+                std::task::Poll::Ready(None)
+            }),
+        ),
+    ));
+    deferred.fingerprint = Fingerprint::Deferred(cell);
+    let outcome = w.replace_partition(deferred).await.unwrap();
+    assert_eq!(outcome.completion.fingerprint, "late");
+    let recorded = w.completion("t", "test/t/100").await.unwrap().unwrap();
+    assert_eq!(recorded.fingerprint, "late");
+    assert_eq!(count(&w, "SELECT count(*) FROM t").await, 5);
+}

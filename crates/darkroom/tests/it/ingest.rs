@@ -287,6 +287,40 @@ fn a_file_delivered_twice_is_counted_once() {
 }
 
 #[test]
+fn checksums_taken_while_parsing_recognise_later_duplicates_and_only_them() {
+    let p = TestProject::nginx("combined", "");
+    let content = lines(200, D, false);
+    // Alone on its date: hashed by the reader that parses it.
+    p.write(&format!("logs/web-1/access-{D}.log"), content.as_bytes());
+    p.run(&["ingest", "web", "--date", D]).ok();
+
+    // Next day: the same bytes (hashed beforehand, its size being known) are a duplicate;
+    // a file of the same size with other bytes is not.
+    let other = content.replacen("GET", "PUT", 1);
+    assert_eq!(other.len(), content.len());
+    p.write("logs/web-1/access-2026-03-02.log", content.as_bytes());
+    p.write("logs/web-2/access-2026-03-02.log", other.as_bytes());
+    let run = p.run(&["ingest", "web", "--date", "2026-03-02", "--json"]);
+    let report = &run.json()["reports"][0];
+    let status = |host: &str| {
+        report["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["host"] == host)
+            .map(|f| f["status"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    assert_eq!(status("web-1"), "duplicate", "{report}");
+    assert_eq!(status("web-2"), "ok", "{report}");
+    assert_eq!(p.count("SELECT count(*) FROM raw_web"), 400);
+    assert_eq!(
+        p.count("SELECT count(DISTINCT checksum) FROM _ingest_ledger WHERE record = 'file'"),
+        2
+    );
+}
+
+#[test]
 fn a_host_seen_before_and_missing_today_is_reported() {
     let p = TestProject::nginx("combined", "");
     for (i, host) in ["web-1", "web-2"].iter().enumerate() {
