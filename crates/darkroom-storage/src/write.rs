@@ -445,7 +445,7 @@ impl Warehouse {
                 operation,
             )
             .await
-            .map_err(|e| StorageError::delta(&name, e.into()))?;
+            .map_err(|e| StorageError::delta(&name, e))?;
         failpoint::hit("write.after_commit", &name);
         self.refresh_shared(&name).await?;
         let table_version = committed.version();
