@@ -14,6 +14,10 @@ use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// The allocator the `darkroom` binary uses, so the parser is measured as it runs there.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use darkroom_logs::{LineReader, LogParser, NginxFormat, NginxParser, ParseOptions};
 
