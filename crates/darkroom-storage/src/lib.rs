@@ -45,6 +45,10 @@ pub struct Warehouse {
     /// The one SQL session every reader of this warehouse shares, built on first use; a
     /// partition write re-registers its table so readers see the new version.
     shared: Arc<tokio::sync::Mutex<Option<SessionContext>>>,
+    /// Tables opened before, brought up to date on the next open by reading only the commits
+    /// since (replaying a Delta log from its checkpoint on every open costs far more than
+    /// the small partitions a night writes).
+    opened: Arc<tokio::sync::Mutex<HashMap<String, DeltaTable>>>,
 }
 
 impl std::fmt::Debug for Warehouse {
@@ -84,6 +88,7 @@ impl Warehouse {
             location,
             storage_options: settings.options,
             shared: Arc::new(tokio::sync::Mutex::new(None)),
+            opened: Arc::new(tokio::sync::Mutex::new(HashMap::new())),
         })
     }
 
@@ -105,6 +110,24 @@ impl Warehouse {
 
     /// Open a table at its latest version; `None` if it does not exist yet.
     pub async fn table(&self, name: &str) -> Result<Option<DeltaTable>> {
+        let known = self.opened.lock().await.get(name).cloned();
+        if let Some(mut table) = known {
+            // Only the commits since (by this process or another) are read.
+            match table.update_incremental(None).await {
+                Ok(()) => {
+                    self.opened
+                        .lock()
+                        .await
+                        .insert(name.to_owned(), table.clone());
+                    return Ok(Some(table));
+                }
+                // e.g. the table was deleted and created again: open it afresh
+                Err(e) => {
+                    tracing::debug!(table = name, error = %e, "reopening table");
+                    self.opened.lock().await.remove(name);
+                }
+            }
+        }
         let mut table = self
             .builder(name)?
             .build()
@@ -120,6 +143,10 @@ impl Warehouse {
             .load()
             .await
             .map_err(|e| StorageError::delta(name, e))?;
+        self.opened
+            .lock()
+            .await
+            .insert(name.to_owned(), table.clone());
         Ok(Some(table))
     }
 
