@@ -10,6 +10,7 @@ Exit codes: 0 done; 1 failed; 2 bad command line; 3 done, but something expected
 or unreadable (see the report).
 
 Start here:
+  darkroom demo                     generate the demo company and run the pipeline over it
   darkroom init my_project          write a commented starter project
   darkroom validate                 check darkroom.toml, every problem at once
   darkroom ingest web --date 2026-01-31
@@ -38,6 +39,17 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Generate the demo company (a photo marketplace) and run the pipeline over it.
+    ///
+    /// Writes a complete project into DIR: a production database (db/app.db, SQLite), the
+    /// servers' logs (nginx on 3 web and 2 API hosts, JSON-lines app events; gzip, one file
+    /// per host per day), darkroom.toml, and the ground truth in truth/ (what the warehouse
+    /// must contain, and every injected fault's exact effect). Then it ingests every log
+    /// source for every day and prints what to look at next. The same seed gives the same
+    /// bytes.
+    #[command(after_help = DEMO_AFTER_HELP)]
+    Demo(DemoArgs),
+
     /// Write a commented starter project into DIR (created if needed).
     Init {
         /// Where to create the project.
@@ -85,6 +97,58 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+const DEMO_AFTER_HELP: &str = "\
+Faults (--fault, repeatable; times and dates in the project time zone, America/Toronto):
+  sender-dies:host=api-2,from=2026-02-10T14:00[,back=2026-02-13]
+                                   a host's log sender dies (and delivers a late backlog)
+  loss:date=2026-02-20,fraction=0.1
+                                   a day loses 10% of its log lines in transit
+  garble:date=2026-02-21,fraction=0.02
+                                   parser regression: 2% of a day's nginx lines change format
+  duplicate:host=web-1,date=2026-02-22
+                                   a host's files of a day are delivered twice
+  missing-day:date=2026-02-23      no log file at all for a day
+  clock-skew:host=web-3,hours=5    a host's clock runs 5 hours ahead (negative: behind)
+  schema-drift:change=rename|type|enum
+                                   the production schema drifts (users.country renamed,
+                                   photos.width becomes text, a new plan 'team')
+  db-unreachable:date=2026-02-24   the database is down during that night's run (recorded)
+
+Example:
+  darkroom demo shop --days 30 --users 2000 --fault loss:date=2026-01-20,fraction=0.1";
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Where to write the project (created if needed; its logs/, db/ and truth/ are replaced).
+    #[arg(default_value = "darkroom-demo")]
+    pub dir: PathBuf,
+    /// How many days to generate.
+    #[arg(long, default_value_t = 90)]
+    pub days: u32,
+    /// About how many people sign up over the period.
+    #[arg(long, default_value_t = 20_000)]
+    pub users: u32,
+    /// Random seed: the same seed gives the same bytes.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// The first day (YYYY-MM-DD, project time zone).
+    #[arg(long, default_value = "2026-01-01")]
+    pub start: NaiveDate,
+    /// Load the production database into a running server instead of db/app.db
+    /// (postgres://... or mysql://...).
+    #[arg(long, value_name = "URL")]
+    pub db: Option<String>,
+    /// Inject a fault (repeatable); see the list below.
+    #[arg(long = "fault", value_name = "SPEC")]
+    pub faults: Vec<darkroom_demo::Fault>,
+    /// Only generate; do not run the pipeline.
+    #[arg(long)]
+    pub no_run: bool,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -4,7 +4,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use chrono::NaiveDate;
 use darkroom_sources::{IngestContext, IngestReport};
 
-use crate::cli::{Cli, Command, Format, IngestArgs};
+use crate::cli::{Cli, Command, DemoArgs, Format, IngestArgs};
 use crate::exit;
 use crate::output::{bytes, print_json, print_rows};
 use crate::{progress, project};
@@ -12,6 +12,7 @@ use crate::{progress, project};
 pub async fn run(cli: Cli) -> Result<u8> {
     let explicit = cli.project.as_deref();
     match cli.command {
+        Command::Demo(args) => demo(args).await,
         Command::Init { dir } => init(&dir),
         Command::Validate { json } => validate(explicit, json),
         Command::Ingest(args) => ingest(explicit, args).await,
@@ -90,7 +91,6 @@ fn dates(args: &IngestArgs) -> Result<Vec<NaiveDate>> {
 
 async fn ingest(explicit: Option<&std::path::Path>, args: IngestArgs) -> Result<u8> {
     let project = project::load(explicit)?;
-    let warehouse = project::warehouse(&project)?;
     let sources: Vec<_> = if args.all {
         project.sources.iter().collect()
     } else {
@@ -109,33 +109,9 @@ async fn ingest(explicit: Option<&std::path::Path>, args: IngestArgs) -> Result<
         })?;
         vec![source]
     };
-    let ctx = IngestContext {
-        project: &project,
-        warehouse: &warehouse,
-        remote_options: project::s3_options(&project),
-        progress: progress::reporter(args.json),
-    };
-    let mut reports = Vec::new();
-    let mut failures = Vec::new();
-    for source in sources {
-        for date in dates(&args)? {
-            match darkroom_sources::ingest_date(&ctx, source, date).await {
-                Ok(report) => {
-                    if !args.json {
-                        print_report(&report);
-                    }
-                    reports.push(report);
-                }
-                Err(e) => {
-                    let message = format!("{} {date}: {e}", source.name());
-                    if !args.json {
-                        eprintln!("error: {message}");
-                    }
-                    failures.push(message);
-                }
-            }
-        }
-    }
+    let names: Vec<String> = sources.iter().map(|s| s.name().to_owned()).collect();
+    let (reports, failures) =
+        ingest_dates(&project, &names, &dates(&args)?, args.json, !args.json).await?;
     if args.json {
         print_json(&serde_json::json!({ "reports": reports, "errors": failures }))?;
     }
@@ -146,6 +122,168 @@ async fn ingest(explicit: Option<&std::path::Path>, args: IngestArgs) -> Result<
     } else {
         exit::INCOMPLETE
     })
+}
+
+/// Ingests `sources` (by name) for each of `dates`, printing each report when `print`.
+/// Returns the reports and the failures (a failed date does not stop the others).
+async fn ingest_dates(
+    project: &darkroom_config::Project,
+    sources: &[String],
+    dates: &[NaiveDate],
+    quiet: bool,
+    print: bool,
+) -> Result<(Vec<IngestReport>, Vec<String>)> {
+    let warehouse = project::warehouse(project)?;
+    let ctx = IngestContext {
+        project,
+        warehouse: &warehouse,
+        remote_options: project::s3_options(project),
+        progress: progress::reporter(quiet),
+    };
+    let mut reports = Vec::new();
+    let mut failures = Vec::new();
+    for name in sources {
+        let Some(source) = project.source(name) else {
+            bail!("no source named `{name}`");
+        };
+        for &date in dates {
+            match darkroom_sources::ingest_date(&ctx, source, date).await {
+                Ok(report) => {
+                    if print {
+                        print_report(&report);
+                    }
+                    reports.push(report);
+                }
+                Err(e) => {
+                    let message = format!("{name} {date}: {e}");
+                    if print {
+                        eprintln!("error: {message}");
+                    }
+                    failures.push(message);
+                }
+            }
+        }
+    }
+    Ok((reports, failures))
+}
+
+async fn demo(args: DemoArgs) -> Result<u8> {
+    if let Some(url) = &args.db {
+        bail!(
+            "--db {}: loading the demo database into a Postgres or MySQL server is not built yet; \
+             leave out --db to write db/app.db (SQLite)",
+            url.split('@').next_back().unwrap_or(url)
+        );
+    }
+    let opts = darkroom_demo::DemoOptions {
+        dir: args.dir.clone(),
+        days: args.days,
+        users: args.users,
+        seed: args.seed,
+        start: args.start,
+        faults: args.faults.clone(),
+    };
+    if !args.json {
+        eprintln!(
+            "Generating the demo company into {} ({} days from {}, about {} users, seed {})...",
+            opts.dir.display(),
+            opts.days,
+            opts.start,
+            opts.users,
+            opts.seed
+        );
+    }
+    let generated = {
+        let opts = opts.clone();
+        tokio::task::spawn_blocking(move || darkroom_demo::generate(&opts))
+            .await
+            .context("the demo generator stopped")??
+    };
+    let dir = opts.dir.display().to_string();
+    if !args.json {
+        println!(
+            "Wrote {dir}: {} people, {} users, {} log files ({} lines), {} and truth/ in {:.1}s",
+            generated.persons,
+            generated.users,
+            generated.log_files,
+            generated.log_lines,
+            generated.database.display(),
+            generated.seconds
+        );
+    }
+    let mut code = exit::OK;
+    let mut ingested = serde_json::Value::Null;
+    if !args.no_run {
+        let project = project::load(Some(&opts.dir))?;
+        let sources: Vec<String> = project
+            .sources
+            .iter()
+            .map(|s| s.name().to_owned())
+            .collect();
+        let started = std::time::Instant::now();
+        let (first, last) = (opts.start, opts.end());
+        let in_period = |r: &IngestReport| (first..=last).contains(&r.file_date);
+        let (reports, failures) =
+            ingest_dates(&project, &sources, &generated.file_dates, args.json, false).await?;
+        let mut per_source: std::collections::BTreeMap<&str, (u64, u64, u64, usize)> =
+            std::collections::BTreeMap::new();
+        for r in &reports {
+            let e = per_source.entry(r.source.as_str()).or_default();
+            e.0 += r.totals.rows;
+            e.1 += r.totals.quarantined;
+            e.2 += r.totals.lines;
+            e.3 += usize::from(!r.is_ok());
+        }
+        if !args.json {
+            println!(
+                "Ingested every log source for every day in {:.1}s:",
+                started.elapsed().as_secs_f64()
+            );
+            for (source, (rows, quarantined, lines, not_ok)) in &per_source {
+                println!(
+                    "  raw_{source:<4} {rows:>10} rows from {lines} lines, {quarantined} quarantined, {not_ok} day(s) incomplete"
+                );
+            }
+            for f in &failures {
+                eprintln!("error: {f}");
+            }
+            for r in reports.iter().filter(|r| !r.is_ok() && in_period(r)) {
+                print_report(r);
+            }
+            for r in reports
+                .iter()
+                .filter(|r| !in_period(r) && r.totals.rows > 0)
+            {
+                println!(
+                    "  (raw_{} {}: {} rows written by a skewed clock, outside the generated days)",
+                    r.source, r.file_date, r.totals.rows
+                );
+            }
+        }
+        // Beyond the generated days only a skewed host has files: the others' are not missing.
+        let incomplete: Vec<String> = reports
+            .iter()
+            .filter(|r| !r.is_ok() && in_period(r))
+            .map(|r| format!("{} {}", r.source, r.file_date))
+            .collect();
+        code = if !failures.is_empty() {
+            exit::FAILED
+        } else if incomplete.is_empty() {
+            exit::OK
+        } else {
+            exit::INCOMPLETE
+        };
+        ingested = serde_json::json!({ "reports": reports.len(), "errors": failures,
+            "incomplete": incomplete });
+    }
+    if args.json {
+        print_json(&serde_json::json!({ "demo": generated, "ingest": ingested }))?;
+    } else {
+        println!(
+            "\nNext:\n  darkroom -C {dir} tables\n  darkroom -C {dir} query \"SELECT event_date, count(*) AS page_views, count(DISTINCT cookie_vid) AS visitors FROM raw_web GROUP BY 1 ORDER BY 1 DESC LIMIT 7\"\n  darkroom -C {dir} query \"SELECT * FROM _ingest_ledger WHERE record = 'missing'\"\n  sqlite3 {dir}/db/app.db '.tables'\n  cat {dir}/truth/README.md      # what the warehouse must contain"
+        );
+    }
+    Ok(code)
 }
 
 fn print_report(r: &IngestReport) {

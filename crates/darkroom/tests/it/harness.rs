@@ -12,7 +12,9 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_darkroom");
 pub const DEMO_FORMAT: &str = r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" vid=$cookie_vid uid=$user_id rt=$request_time"#;
 
 pub struct TestProject {
-    pub dir: tempfile::TempDir,
+    root: PathBuf,
+    /// Removed when the project is dropped (none for a project opened where it is).
+    _temp: Option<tempfile::TempDir>,
     pub env: Vec<(String, String)>,
 }
 
@@ -23,7 +25,7 @@ pub struct Run {
 }
 
 impl Run {
-    fn from(out: Output) -> Self {
+    pub fn from_output(out: Output) -> Self {
         Self {
             code: out.status.code(),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -57,7 +59,17 @@ impl TestProject {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("darkroom.toml"), toml).expect("write toml");
         Self {
-            dir,
+            root: dir.path().to_path_buf(),
+            _temp: Some(dir),
+            env: Vec::new(),
+        }
+    }
+
+    /// The project already in `root` (not removed afterwards).
+    pub fn open(root: &Path) -> Self {
+        Self {
+            root: root.to_path_buf(),
+            _temp: None,
             env: Vec::new(),
         }
     }
@@ -81,7 +93,7 @@ format = '{format}'
     }
 
     pub fn path(&self) -> &Path {
-        self.dir.path()
+        &self.root
     }
 
     pub fn write(&self, rel: &str, bytes: &[u8]) -> PathBuf {
@@ -109,7 +121,7 @@ format = '{format}'
     }
 
     pub fn run(&self, args: &[&str]) -> Run {
-        Run::from(self.command(args).output().expect("run darkroom"))
+        Run::from_output(self.command(args).output().expect("run darkroom"))
     }
 
     /// Rows of a query as JSON objects.

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod crash;
+mod demo;
 mod harness;
 mod ingest;
 mod project_files;

@@ -1,0 +1,426 @@
+//! `darkroom demo`: the same seed gives the same bytes; the ground truth agrees with the files
+//! as counted by independent tools (`zcat | wc -l`, `grep`, `sqlite3`); ingesting the logs gives
+//! exactly the truth; a parser regression ends up, line for line, in the quarantine.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::harness::{BIN, Run, TestProject};
+
+/// Runs `darkroom demo DIR ARGS...`.
+fn demo(dir: &Path, args: &[&str]) -> Run {
+    let out = Command::new(BIN)
+        .arg("demo")
+        .arg(dir)
+        .args(args)
+        .env_remove("DARKROOM_PROJECT")
+        .env_remove("DARKROOM_FAILPOINT")
+        .output()
+        .expect("run darkroom demo");
+    Run::from_output(out)
+}
+
+fn truth(dir: &Path, name: &str) -> Value {
+    let text = std::fs::read_to_string(dir.join("truth").join(format!("{name}.json")))
+        .unwrap_or_else(|e| panic!("truth/{name}.json: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("truth/{name}.json: {e}"))
+}
+
+/// Every file under `dir`, relative, sorted.
+fn files(dir: &Path) -> Vec<PathBuf> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("read_dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else {
+                out.push(path.strip_prefix(root).expect("prefix").to_path_buf());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+/// The output of a shell pipeline (an independent tool, not the generator's code).
+fn sh(script: &str) -> String {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .output()
+        .expect("run sh");
+    assert!(
+        out.status.success(),
+        "`{script}` failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_owned()
+}
+
+fn sh_count(script: &str) -> u64 {
+    let text = sh(script);
+    text.parse()
+        .unwrap_or_else(|e| panic!("`{script}` printed {text:?}: {e}"))
+}
+
+fn n(v: &Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
+}
+
+/// The nginx time of a parser-regression line: ISO 8601 instead of `[01/Jan/2026:...`.
+const GARBLED: &str = r"\[[0-9]{4}-[0-9]{2}-[0-9]{2}T";
+
+const FAULTS: [&str; 6] = [
+    "sender-dies:host=api-2,from=2026-01-02T14:00,back=2026-01-04",
+    "loss:date=2026-01-03,fraction=0.1",
+    "garble:date=2026-01-02,fraction=0.05",
+    "duplicate:host=web-1,date=2026-01-03",
+    "clock-skew:host=web-3,hours=5",
+    "schema-drift:change=rename",
+];
+
+fn with_faults<'a>(base: &[&'a str]) -> Vec<&'a str> {
+    let mut args = base.to_vec();
+    for f in FAULTS {
+        args.extend(["--fault", f]);
+    }
+    args
+}
+
+#[test]
+fn the_same_seed_gives_the_same_bytes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b, c) = (
+        tmp.path().join("a"),
+        tmp.path().join("b"),
+        tmp.path().join("c"),
+    );
+    let args = with_faults(&["--days", "5", "--users", "300", "--seed", "7", "--no-run"]);
+    demo(&a, &args).ok();
+    demo(&b, &args).ok();
+    let (fa, fb) = (files(&a), files(&b));
+    assert_eq!(fa, fb, "the same files");
+    assert!(fa.len() > 30, "{fa:?}");
+    for rel in &fa {
+        assert!(
+            std::fs::read(a.join(rel)).unwrap() == std::fs::read(b.join(rel)).unwrap(),
+            "{} differs between two runs with the same seed",
+            rel.display()
+        );
+    }
+
+    // Another seed: another company.
+    let other = with_faults(&["--days", "5", "--users", "300", "--seed", "8", "--no-run"]);
+    demo(&c, &other).ok();
+    let web = Path::new("logs/web/web-1/access-2026-01-01.log.gz");
+    assert_ne!(
+        std::fs::read(a.join(web)).unwrap(),
+        std::fs::read(c.join(web)).unwrap()
+    );
+}
+
+#[test]
+fn the_truth_agrees_with_the_files_counted_by_zcat_grep_and_sqlite3() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("demo");
+    let args = with_faults(&["--days", "6", "--users", "400", "--seed", "3", "--no-run"]);
+    demo(&dir, &args).ok();
+    let summary = truth(&dir, "summary");
+    let file_truth = truth(&dir, "files");
+    let file_truth = file_truth.as_array().unwrap();
+
+    // Every log file the truth lists exists, with exactly its lines and garbled lines; and
+    // no log file is left out of the truth.
+    let on_disk: Vec<String> = files(&dir.join("logs"))
+        .iter()
+        .map(|p| format!("logs/{}", p.display()))
+        .collect();
+    let mut listed: Vec<String> = file_truth
+        .iter()
+        .map(|f| f["path"].as_str().unwrap().to_owned())
+        .collect();
+    listed.sort();
+    assert_eq!(on_disk, listed);
+    let (mut written, mut garbled, mut duplicates) = (0, 0, 0);
+    for f in file_truth {
+        let path = dir.join(f["path"].as_str().unwrap());
+        let p = path.display();
+        assert_eq!(
+            sh_count(&format!("zcat '{p}' | wc -l")),
+            n(&f["lines"]),
+            "{f}"
+        );
+        assert_eq!(
+            sh_count(&format!("zcat '{p}' | wc -c")),
+            n(&f["bytes"]),
+            "{f}"
+        );
+        assert_eq!(
+            sh_count(&format!("zcat '{p}' | grep -cE '{GARBLED}' || true")),
+            n(&f["garbled_lines"]),
+            "{f}"
+        );
+        if f["duplicate_of"].is_null() {
+            written += n(&f["lines"]);
+            garbled += n(&f["garbled_lines"]);
+        } else {
+            duplicates += 1;
+            let original = dir.join(f["duplicate_of"].as_str().unwrap());
+            assert_eq!(
+                std::fs::read(&path).unwrap(),
+                std::fs::read(original).unwrap()
+            );
+        }
+    }
+    let lines = &summary["log_lines"];
+    assert_eq!(n(&lines["written"]), written);
+    assert_eq!(n(&lines["garbled"]), garbled);
+    assert!(garbled > 0, "the garble fault garbled nothing: {lines}");
+    assert_eq!(n(&lines["duplicate_files"]), duplicates);
+    assert_eq!(duplicates, 1, "web-1's files of 2026-01-03");
+
+    // Produced = written + lost, and the loss is where the faults put it.
+    let lost = truth(&dir, "lost_lines");
+    let mut lost_by_cause: BTreeMap<String, u64> = BTreeMap::new();
+    for l in lost.as_array().unwrap() {
+        *lost_by_cause
+            .entry(l["cause"].as_str().unwrap().to_owned())
+            .or_default() += n(&l["lines"]);
+    }
+    assert_eq!(
+        n(&lines["produced"]),
+        written + lost_by_cause.values().sum::<u64>()
+    );
+    assert!(
+        lost_by_cause.get("lost_in_transit").is_some_and(|&l| l > 0),
+        "{lost_by_cause:?}"
+    );
+    let events = truth(&dir, "events");
+    let produced: u64 = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| n(&e["count"]))
+        .sum();
+    assert_eq!(produced, n(&lines["produced"]));
+
+    // The dead sender's lines arrive late, at the start of api-2's files of 2026-01-04.
+    let backlog: u64 = file_truth
+        .iter()
+        .filter(|f| f["host"] == "api-2")
+        .map(|f| n(&f["backlog_lines"]))
+        .sum();
+    assert!(backlog > 0);
+    for f in file_truth.iter().filter(|f| n(&f["backlog_lines"]) > 0) {
+        assert_eq!(f["host"], "api-2");
+        assert_eq!(f["file_date"], "2026-01-04");
+    }
+    // No api-2 file dated 2026-01-03: the sender was dead all day.
+    assert!(
+        !file_truth
+            .iter()
+            .any(|f| f["host"] == "api-2" && f["file_date"] == "2026-01-03")
+    );
+
+    // The production database, counted by sqlite3.
+    let db = dir.join("db/app.db");
+    let db = db.display();
+    let rows = summary["rows"].as_object().unwrap();
+    assert!(rows.len() >= 10, "{rows:?}");
+    for (table, count) in rows {
+        assert_eq!(
+            sh_count(&format!("sqlite3 '{db}' 'SELECT count(*) FROM {table}'")),
+            n(count),
+            "{table}"
+        );
+    }
+    // The schema drift is applied and recorded.
+    let columns = sh(&format!(
+        "sqlite3 '{db}' 'SELECT name FROM pragma_table_info(\"users\")'"
+    ));
+    assert!(columns.lines().any(|c| c == "country_code"), "{columns}");
+    assert!(!columns.lines().any(|c| c == "country"), "{columns}");
+    assert!(!summary["database_changes"].as_array().unwrap().is_empty());
+    // Signups per day in the truth are the users created that day (project time zone).
+    let daily = truth(&dir, "daily");
+    let signups: u64 = daily
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| n(&d["signups"]))
+        .sum();
+    assert_eq!(n(&rows["users"]), signups);
+    assert_eq!(summary["faults"].as_array().unwrap().len(), FAULTS.len());
+}
+
+/// Rows per (date, host) of a raw table, by `column` (file_date or event_date).
+fn per_date_host(p: &TestProject, table: &str, column: &str) -> BTreeMap<(String, String), u64> {
+    p.query(&format!(
+        "SELECT CAST({column} AS VARCHAR) AS d, host, count(*) AS n FROM {table} GROUP BY 1, 2"
+    ))
+    .iter()
+    .map(|r| {
+        (
+            (
+                r["d"].as_str().unwrap().to_owned(),
+                r["host"].as_str().unwrap().to_owned(),
+            ),
+            n(&r["n"]),
+        )
+    })
+    .collect()
+}
+
+#[test]
+fn without_faults_ingest_gives_exactly_the_truth() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("demo");
+    let run = demo(
+        &dir,
+        &["--days", "4", "--users", "300", "--seed", "11", "--json"],
+    )
+    .ok();
+    let report = run.json();
+    assert_eq!(report["ingest"]["errors"], Value::Array(vec![]), "{report}");
+    assert_eq!(
+        report["ingest"]["incomplete"],
+        Value::Array(vec![]),
+        "{report}"
+    );
+    let p = TestProject::open(&dir);
+
+    let mut expected: BTreeMap<String, BTreeMap<(String, String), u64>> = BTreeMap::new();
+    for e in truth(&dir, "events").as_array().unwrap() {
+        *expected
+            .entry(e["source"].as_str().unwrap().to_owned())
+            .or_default()
+            .entry((
+                e["date"].as_str().unwrap().to_owned(),
+                e["host"].as_str().unwrap().to_owned(),
+            ))
+            .or_default() += n(&e["count"]);
+    }
+    assert_eq!(
+        expected.keys().collect::<Vec<_>>(),
+        ["api", "app", "web"],
+        "every source has events"
+    );
+    for (source, want) in &expected {
+        let table = format!("raw_{source}");
+        assert_eq!(
+            &per_date_host(&p, &table, "event_date"),
+            want,
+            "{table} by event_date"
+        );
+        assert_eq!(
+            &per_date_host(&p, &table, "file_date"),
+            want,
+            "{table} by file_date"
+        );
+        assert_eq!(
+            p.count(&format!("SELECT count(*) FROM _quarantine_{source}")),
+            0,
+            "{source}"
+        );
+    }
+    // Distinct visitor ids and user ids appear as the logs carry them.
+    assert!(p.count("SELECT count(DISTINCT cookie_vid) FROM raw_web") > 100);
+    assert!(
+        p.count("SELECT count(*) FROM raw_app WHERE device_platform IN ('ios', 'android')") > 0
+    );
+}
+
+#[test]
+fn a_parser_regression_ends_up_in_the_quarantine_line_for_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("demo");
+    let garbled_day = "2026-01-02";
+    let run = demo(
+        &dir,
+        &[
+            "--days",
+            "3",
+            "--users",
+            "300",
+            "--seed",
+            "5",
+            "--fault",
+            &format!("garble:date={garbled_day},fraction=0.05"),
+        ],
+    )
+    .ok();
+    assert!(run.stdout.contains("quarantined"), "{}", run.stdout);
+    let p = TestProject::open(&dir);
+    let summary = truth(&dir, "summary");
+    let garbled = n(&summary["log_lines"]["garbled"]);
+    assert!(garbled > 10, "{summary}");
+
+    let mut quarantined = 0;
+    for source in ["web", "api"] {
+        // Exactly the garbled lines, byte for byte, as grep finds them in the files.
+        let mut want: Vec<String> = Vec::new();
+        for f in truth(&dir, "files").as_array().unwrap() {
+            if f["source"] == source && n(&f["garbled_lines"]) > 0 {
+                assert_eq!(f["file_date"], garbled_day);
+                let path = dir.join(f["path"].as_str().unwrap());
+                let text = sh(&format!("zcat '{}' | grep -E '{GARBLED}'", path.display()));
+                want.extend(text.lines().map(str::to_owned));
+            }
+        }
+        want.sort();
+        let mut got: Vec<String> = p
+            .query(&format!(
+                "SELECT CAST(file_date AS VARCHAR) AS d, CAST(raw AS VARCHAR) AS raw FROM _quarantine_{source}"
+            ))
+            .iter()
+            .map(|r| {
+                assert_eq!(r["d"], garbled_day);
+                r["raw"].as_str().unwrap().to_owned()
+            })
+            .collect();
+        got.sort();
+        assert_eq!(got.len(), want.len(), "{source}");
+        assert!(
+            got == want,
+            "{source}: the quarantine is not the garbled lines"
+        );
+        quarantined += got.len() as u64;
+    }
+    assert_eq!(quarantined, garbled);
+    assert_eq!(p.count("SELECT count(*) FROM _quarantine_app"), 0);
+    // Every other line was parsed.
+    let written = n(&summary["log_lines"]["written"]);
+    let rows = p.count(
+        "SELECT (SELECT count(*) FROM raw_web) + (SELECT count(*) FROM raw_api) + (SELECT count(*) FROM raw_app)",
+    );
+    assert_eq!(rows as u64 + quarantined, written);
+}
+
+#[test]
+fn bad_demo_arguments_say_what_is_wrong() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = demo(
+        &tmp.path().join("d"),
+        &["--fault", "loss:date=2026-13-01,fraction=0.1"],
+    );
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(run.stderr.contains("2026-13-01"), "{}", run.stderr);
+    let run = demo(
+        &tmp.path().join("d"),
+        &["--fault", "meteor:date=2026-01-01"],
+    );
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(run.stderr.contains("meteor"), "{}", run.stderr);
+    assert!(
+        !tmp.path().join("d").exists(),
+        "nothing written on a bad command line"
+    );
+}
