@@ -347,6 +347,34 @@ type FunnelDef<'a> = (
     Vec<(&'static str, &'a [(u32, i64)])>,
 );
 
+/// What each funnel step means, as the truth counts it.
+const STEP_DEFINITIONS: [(&str, &str); 9] = [
+    (
+        "visit",
+        "a page view or app open (any device, logged in or not)",
+    ),
+    ("signup", "the account is created (users.created_at)"),
+    (
+        "daily_active",
+        "the member is active on a later day than the signup day",
+    ),
+    (
+        "daily_engaged",
+        "a day with at least 3 likes, comments, follows or uploads",
+    ),
+    (
+        "paid_subscriber",
+        "a subscription starts (subscriptions.started_at)",
+    ),
+    ("photo_upload", "a photo is uploaded (photos.created_at)"),
+    (
+        "marketplace_submit",
+        "a photo is submitted to the marketplace",
+    ),
+    ("photo_sold", "one of the member's photos is sold (sales)"),
+    ("purchase", "the member buys a photo (purchases)"),
+];
+
 fn funnels(
     opts: &DemoOptions,
     world: &World,
@@ -375,10 +403,19 @@ fn funnels(
         .collect();
     let person_of: HashMap<u32, u32> = world.users.iter().map(|u| (u.id, u.person)).collect();
     let signups: Vec<(u32, i64)> = world.users.iter().map(|u| (u.id, u.created_ms)).collect();
+    // Daily active: the member comes back, on a later day than the signup (the signup day's
+    // own activity would make the step a copy of the signup).
+    let signup_day: HashMap<u32, u32> = world.users.iter().map(|u| (u.id, u.signup_day)).collect();
     let active: Vec<(u32, i64)> = world
         .touches
         .iter()
-        .filter(|t| t.user != 0)
+        .filter(|t| {
+            t.user != 0
+                && world
+                    .day_of(t.ts_ms)
+                    .zip(signup_day.get(&t.user))
+                    .is_some_and(|(d, s)| d > *s)
+        })
         .map(|t| (t.user, t.ts_ms))
         .collect();
     let subscribed: Vec<(u32, i64)> = world
@@ -467,6 +504,11 @@ fn funnels(
             "name": name,
             "description": description,
             "steps": names,
+            "step_definitions": STEP_DEFINITIONS
+                .iter()
+                .filter(|(step, _)| names.contains(step))
+                .map(|(step, what)| (step.to_string(), json!(what)))
+                .collect::<serde_json::Map<_, _>>(),
             "window_days": FUNNEL_WINDOW_DAYS,
             "mode": "default (ClickHouse windowFunnel): the deepest step of a chain that starts at a visit and finds each next step, in order, no later than the window after the start (inclusive)",
             "equal_timestamps": "ordered by step number",

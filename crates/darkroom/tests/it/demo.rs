@@ -259,6 +259,31 @@ fn the_truth_agrees_with_the_files_counted_by_zcat_grep_and_sqlite3() {
         .sum();
     assert_eq!(n(&rows["users"]), signups);
     assert_eq!(summary["faults"].as_array().unwrap().len(), FAULTS.len());
+
+    // The three funnels: every step defined, counts falling step by step.
+    let funnels = truth(&dir, "funnels");
+    let names: Vec<&str> = funnels
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["activation", "creator", "buyer"]);
+    for f in funnels.as_array().unwrap() {
+        let steps = f["steps"].as_array().unwrap();
+        for key in ["persons_reaching_step", "real_world_persons_reaching_step"] {
+            let counts: Vec<u64> = f[key].as_array().unwrap().iter().map(n).collect();
+            assert_eq!(counts.len(), steps.len(), "{f}");
+            assert!(counts.windows(2).all(|w| w[0] >= w[1]), "{key}: {f}");
+            assert!(counts[0] > 0, "{key}: {f}");
+        }
+        for s in steps {
+            assert!(
+                f["step_definitions"][s.as_str().unwrap()].is_string(),
+                "{s}: {f}"
+            );
+        }
+    }
 }
 
 /// Rows per (date, host) of a raw table, by `column` (file_date or event_date).
