@@ -49,6 +49,10 @@ pub struct Warehouse {
     /// since (replaying a Delta log from its checkpoint on every open costs far more than
     /// the small partitions a night writes).
     opened: Arc<tokio::sync::Mutex<HashMap<String, DeltaTable>>>,
+    /// One writer per table at a time within this process (writes to different tables run
+    /// in parallel), so concurrent ingests of several sources never race on the shared
+    /// ledger's commits.
+    writing: Arc<std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 impl std::fmt::Debug for Warehouse {
@@ -89,6 +93,7 @@ impl Warehouse {
             storage_options: settings.options,
             shared: Arc::new(tokio::sync::Mutex::new(None)),
             opened: Arc::new(tokio::sync::Mutex::new(HashMap::new())),
+            writing: Arc::default(),
         })
     }
 
@@ -148,6 +153,15 @@ impl Warehouse {
             .await
             .insert(name.to_owned(), table.clone());
         Ok(Some(table))
+    }
+
+    /// The lock a writer of `name` holds from reading the table's state to its commit.
+    pub(crate) fn write_lock(&self, name: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self
+            .writing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Arc::clone(locks.entry(name.to_owned()).or_default())
     }
 
     /// A table handle that may not exist yet (for creating it with a first write).

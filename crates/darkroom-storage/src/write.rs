@@ -352,6 +352,8 @@ impl Warehouse {
         };
         let target =
             PartitionTarget::new(&schema, &partition_columns, &partition).map_err(&invalid)?;
+        let lock = self.write_lock(&name);
+        let _writing = lock.lock().await;
         let table = self
             .open_or_create(&name, &schema, &partition_columns)
             .await?;

@@ -1,5 +1,7 @@
 //! One function per command.
 
+use std::io::IsTerminal;
+
 use anyhow::{Context, Result, anyhow, bail};
 use chrono::NaiveDate;
 use darkroom_sources::{IngestContext, IngestReport};
@@ -134,36 +136,113 @@ async fn ingest_dates(
     print: bool,
 ) -> Result<(Vec<IngestReport>, Vec<String>)> {
     let warehouse = project::warehouse(project)?;
-    let ctx = IngestContext {
-        project,
-        warehouse: &warehouse,
-        remote_options: project::s3_options(project),
-        progress: progress::reporter(quiet),
-    };
     let mut reports = Vec::new();
     let mut failures = Vec::new();
     for name in sources {
-        let Some(source) = project.source(name) else {
-            bail!("no source named `{name}`");
-        };
-        for &date in dates {
-            match darkroom_sources::ingest_date(&ctx, source, date).await {
-                Ok(report) => {
-                    if print {
-                        print_report(&report);
-                    }
-                    reports.push(report);
+        let (r, f) = ingest_source_dates(
+            project,
+            &warehouse,
+            name,
+            dates,
+            progress::reporter(quiet),
+            |report| {
+                if print {
+                    print_report(report);
                 }
-                Err(e) => {
-                    let message = format!("{name} {date}: {e}");
-                    if print {
-                        eprintln!("error: {message}");
-                    }
-                    failures.push(message);
-                }
+            },
+        )
+        .await?;
+        if print {
+            for message in &f {
+                eprintln!("error: {message}");
             }
         }
+        reports.extend(r);
+        failures.extend(f);
     }
+    Ok((reports, failures))
+}
+
+/// Ingests one source for each of `dates`, calling `done` after each date. A failed date
+/// does not stop the others: it is returned as a message.
+async fn ingest_source_dates(
+    project: &darkroom_config::Project,
+    warehouse: &darkroom_storage::Warehouse,
+    name: &str,
+    dates: &[NaiveDate],
+    progress: std::sync::Arc<dyn darkroom_sources::Progress>,
+    mut done: impl FnMut(&IngestReport),
+) -> Result<(Vec<IngestReport>, Vec<String>)> {
+    let Some(source) = project.source(name) else {
+        bail!("no source named `{name}`");
+    };
+    let ctx = IngestContext {
+        project,
+        warehouse,
+        remote_options: project::s3_options(project),
+        progress,
+    };
+    let mut reports = Vec::new();
+    let mut failures = Vec::new();
+    for &date in dates {
+        match darkroom_sources::ingest_date(&ctx, source, date).await {
+            Ok(report) => {
+                done(&report);
+                reports.push(report);
+            }
+            Err(e) => failures.push(format!("{name} {date}: {e}")),
+        }
+    }
+    Ok((reports, failures))
+}
+
+/// Ingests every source of the project for each of `dates`, the sources in parallel (one
+/// task each; writes to the shared ledger take turns), with one progress bar on a terminal.
+async fn ingest_all_parallel(
+    project: &darkroom_config::Project,
+    dates: &[NaiveDate],
+    quiet: bool,
+) -> Result<(Vec<IngestReport>, Vec<String>)> {
+    let warehouse = project::warehouse(project)?;
+    let total = (project.sources.len() * dates.len()) as u64;
+    let bar = if quiet || !std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::hidden()
+    } else {
+        let bar = indicatif::ProgressBar::new(total);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{msg:>24} [{bar:30}] {pos}/{len} days, eta {eta}",
+        ) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_message("ingesting the logs");
+        bar
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    for source in &project.sources {
+        let (project, warehouse, bar) = (project.clone(), warehouse.clone(), bar.clone());
+        let (name, dates) = (source.name().to_owned(), dates.to_vec());
+        tasks.spawn(async move {
+            ingest_source_dates(
+                &project,
+                &warehouse,
+                &name,
+                &dates,
+                std::sync::Arc::new(darkroom_sources::NoProgress),
+                |_| bar.inc(1),
+            )
+            .await
+        });
+    }
+    let mut reports = Vec::new();
+    let mut failures = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        let (r, f) = joined.context("an ingest task stopped")??;
+        reports.extend(r);
+        failures.extend(f);
+    }
+    bar.finish_and_clear();
+    reports.sort_by(|a, b| (&a.source, a.file_date).cmp(&(&b.source, b.file_date)));
+    failures.sort();
     Ok((reports, failures))
 }
 
@@ -215,16 +294,11 @@ async fn demo(args: DemoArgs) -> Result<u8> {
     let mut ingested = serde_json::Value::Null;
     if !args.no_run {
         let project = project::load(Some(&opts.dir))?;
-        let sources: Vec<String> = project
-            .sources
-            .iter()
-            .map(|s| s.name().to_owned())
-            .collect();
         let started = std::time::Instant::now();
         let (first, last) = (opts.start, opts.end());
         let in_period = |r: &IngestReport| (first..=last).contains(&r.file_date);
         let (reports, failures) =
-            ingest_dates(&project, &sources, &generated.file_dates, args.json, false).await?;
+            ingest_all_parallel(&project, &generated.file_dates, args.json).await?;
         let mut per_source: std::collections::BTreeMap<&str, (u64, u64, u64, usize)> =
             std::collections::BTreeMap::new();
         for r in &reports {
