@@ -121,7 +121,8 @@ Example:
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Where to write the project (created if needed; its logs/, db/ and truth/ are replaced).
+    /// Where to write the project (created if needed). An earlier demo there is replaced
+    /// (logs/, db/, truth/, warehouse/); a folder holding anything else is refused.
     #[arg(default_value = "darkroom-demo")]
     pub dir: PathBuf,
     /// How many days to generate.
@@ -137,7 +138,7 @@ pub struct DemoArgs {
     #[arg(long, default_value = "2026-01-01")]
     pub start: NaiveDate,
     /// Load the production database into a running server instead of db/app.db
-    /// (postgres://... or mysql://...).
+    /// (postgres://... or mysql://...). Not built yet: it arrives with database extraction.
     #[arg(long, value_name = "URL")]
     pub db: Option<String>,
     /// Inject a fault (repeatable); see the list below.

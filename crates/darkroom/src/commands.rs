@@ -272,12 +272,22 @@ async fn demo(args: DemoArgs) -> Result<u8> {
             opts.seed
         );
     }
+    let spinner = if args.json || !std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::hidden()
+    } else {
+        let spinner = indicatif::ProgressBar::new_spinner();
+        spinner.set_message("simulating the company day by day, writing logs and truth");
+        spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+        spinner
+    };
     let generated = {
         let opts = opts.clone();
         tokio::task::spawn_blocking(move || darkroom_demo::generate(&opts))
             .await
-            .context("the demo generator stopped")??
+            .context("the demo generator stopped")?
     };
+    spinner.finish_and_clear();
+    let generated = generated?;
     let dir = opts.dir.display().to_string();
     if !args.json {
         println!(
@@ -306,7 +316,7 @@ async fn demo(args: DemoArgs) -> Result<u8> {
             e.0 += r.totals.rows;
             e.1 += r.totals.quarantined;
             e.2 += r.totals.lines;
-            e.3 += usize::from(!r.is_ok());
+            e.3 += usize::from(!r.is_ok() && in_period(r));
         }
         if !args.json {
             println!(
