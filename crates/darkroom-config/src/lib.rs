@@ -10,11 +10,16 @@
 //! is valid) are done by that crate, which reports through [`Diagnostic`] using the spans kept
 //! here.
 
+mod database;
 mod diagnostics;
 mod interpolate;
 mod model;
 mod starter;
 
+pub use database::{
+    DatabaseKind, DatabaseSourceConfig, FullHistory, Lookback, TableConfig, TableMode,
+    parse_duration,
+};
 pub use diagnostics::{Diagnostic, Diagnostics, SourceFile};
 pub use model::{
     ClientIp, JSONL_FIELD_TYPES, JsonlSourceConfig, LogFiles, NestedMode, NginxSourceConfig,
@@ -37,6 +42,8 @@ pub struct Project {
     pub project: ProjectSection,
     pub warehouse: WarehouseConfig,
     pub sources: Vec<SourceConfig>,
+    /// Database sources (`kind = "postgres" | "mysql" | "sqlite"`).
+    pub databases: Vec<DatabaseSourceConfig>,
 }
 
 impl Project {
@@ -74,6 +81,7 @@ impl Project {
             project: parsed.project,
             warehouse: parsed.warehouse,
             sources: parsed.sources,
+            databases: parsed.databases,
         }
     }
 
@@ -119,6 +127,11 @@ impl Project {
     /// The source with this name.
     pub fn source(&self, name: &str) -> Option<&SourceConfig> {
         self.sources.iter().find(|s| s.name() == name)
+    }
+
+    /// The database source with this name.
+    pub fn database(&self, name: &str) -> Option<&DatabaseSourceConfig> {
+        self.databases.iter().find(|s| s.name() == name)
     }
 
     /// Find the project folder: `start` itself or the nearest parent holding `darkroom.toml`.

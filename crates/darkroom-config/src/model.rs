@@ -7,6 +7,7 @@ use serde::Deserialize;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
+use crate::database::{self, DatabaseKind, DatabaseSourceConfig, RawDatabase};
 use crate::diagnostics::{Diagnostic, Diagnostics, SourceFile};
 use crate::interpolate;
 
@@ -175,10 +176,11 @@ impl SourceConfig {
 enum RawSource {
     Nginx(RawNginx),
     Jsonl(RawJsonl),
+    Database(DatabaseKind, RawDatabase),
 }
 
 /// The source kinds, for error messages.
-pub const SOURCE_KINDS: &[&str] = &["nginx", "jsonl"];
+pub const SOURCE_KINDS: &[&str] = &["nginx", "jsonl", "postgres", "mysql", "sqlite"];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -252,6 +254,7 @@ pub(crate) struct Parsed {
     pub project: ProjectSection,
     pub warehouse: WarehouseConfig,
     pub sources: Vec<SourceConfig>,
+    pub databases: Vec<DatabaseSourceConfig>,
 }
 
 const SECTIONS: &str = "project, warehouse, sources";
@@ -291,6 +294,7 @@ pub(crate) fn parse_partial(
     let mut project = None;
     let mut warehouse = WarehouseConfig::default();
     let mut sources = Vec::new();
+    let mut databases = Vec::new();
     for (key, value) in table {
         let key_span = key.span();
         match key.get_ref().as_ref() {
@@ -300,7 +304,7 @@ pub(crate) fn parse_partial(
                     warehouse = w;
                 }
             }
-            "sources" => sources = parse_sources(file, value, &mut diags),
+            "sources" => (sources, databases) = parse_sources(file, value, &mut diags),
             other => diags.push(file.error(
                 key_span,
                 format!("unknown section `{other}`; expected one of {SECTIONS}"),
@@ -317,12 +321,13 @@ pub(crate) fn parse_partial(
         }
         return (None, diags);
     };
-    validate(file, &project, &warehouse, &sources, &mut diags);
+    validate(file, &project, &warehouse, &sources, &databases, &mut diags);
     (
         Some(Parsed {
             project,
             warehouse,
             sources,
+            databases,
         }),
         diags,
     )
@@ -375,25 +380,34 @@ fn parse_sources(
     file: &SourceFile,
     value: Spanned<DeValue<'_>>,
     diags: &mut Diagnostics,
-) -> Vec<SourceConfig> {
+) -> (Vec<SourceConfig>, Vec<DatabaseSourceConfig>) {
     let span = value.span();
     let DeValue::Array(items) = value.into_inner() else {
         diags.push(file.error(
             span,
             "`sources` must be an array of tables: write each source as `[[sources]]`",
         ));
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     };
-    let mut out = Vec::new();
+    let mut logs = Vec::new();
+    let mut databases = Vec::new();
     for item in items.iter().cloned() {
         let item_span = item.span();
-        if let Some(raw) = raw_source(file, item, diags)
-            && let Some(source) = convert_source(file, raw, item_span, diags)
-        {
-            out.push(source);
+        match raw_source(file, item, diags) {
+            Some(RawSource::Database(kind, raw)) => {
+                if let Some(db) = database::convert(file, kind, raw, item_span, diags) {
+                    databases.push(db);
+                }
+            }
+            Some(raw) => {
+                if let Some(source) = convert_source(file, raw, item_span, diags) {
+                    logs.push(source);
+                }
+            }
+            None => {}
         }
     }
-    out
+    (logs, databases)
 }
 
 /// Read `kind`, then the rest of the table as that kind's settings (unknown keys rejected).
@@ -437,6 +451,10 @@ fn raw_source(
         }
         DeValue::String(k) if k.as_ref() == "jsonl" => {
             deserialize::<RawJsonl>(file, rest, diags).map(RawSource::Jsonl)
+        }
+        DeValue::String(k) if DatabaseKind::parse(k.as_ref()).is_some() => {
+            let kind = DatabaseKind::parse(k.as_ref())?;
+            deserialize::<RawDatabase>(file, rest, diags).map(|raw| RawSource::Database(kind, raw))
         }
         DeValue::String(k) => {
             diags.push(file.error(
@@ -515,6 +533,7 @@ fn convert_source(
     diags: &mut Diagnostics,
 ) -> Option<SourceConfig> {
     Some(match raw {
+        RawSource::Database(..) => return None,
         RawSource::Nginx(n) => {
             let client_ip = client_ip(file, n.client_ip, n.client_ip_salt, diags)?;
             SourceConfig {
@@ -570,6 +589,7 @@ fn validate(
     project: &ProjectSection,
     warehouse: &WarehouseConfig,
     sources: &[SourceConfig],
+    databases: &[DatabaseSourceConfig],
     diags: &mut Diagnostics,
 ) {
     if project.timezone.get_ref().parse::<chrono_tz::Tz>().is_err() {
@@ -597,12 +617,19 @@ fn validate(
         diags.push(file.error(warehouse.location.span(), "warehouse location is empty"));
     }
 
+    // names are unique across log and database sources, reported in file order
+    let mut names: Vec<&Spanned<String>> = sources
+        .iter()
+        .map(|s| &s.name)
+        .chain(databases.iter().map(|d| &d.name))
+        .collect();
+    names.sort_by_key(|n| n.span().start);
     let mut seen: BTreeMap<&str, Range<usize>> = BTreeMap::new();
-    for source in sources {
-        let name = source.name();
+    for spanned in names {
+        let name = spanned.get_ref().as_str();
         if !is_identifier(name) {
             diags.push(file.error(
-                source.name.span(),
+                spanned.span(),
                 format!(
                     "source name `{name}` must start with a lowercase letter and hold only \
                      lowercase letters, digits and `_` (it becomes the table raw_{name})"
@@ -612,12 +639,14 @@ fn validate(
         if let Some(first) = seen.get(name) {
             let (line, _) = file.line_col(first.start);
             diags.push(file.error(
-                source.name.span(),
+                spanned.span(),
                 format!("duplicate source name `{name}` (first defined on line {line})"),
             ));
         } else {
-            seen.insert(name, source.name.span());
+            seen.insert(name, spanned.span());
         }
+    }
+    for source in sources {
         validate_files(file, &source.files, diags);
         if let SourceKind::Jsonl(j) = &source.kind {
             if j.timestamp_field.trim().is_empty() {

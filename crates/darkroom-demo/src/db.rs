@@ -22,9 +22,9 @@ CREATE TABLE users (
   acquisition_channel TEXT NOT NULL,
   bio TEXT,
   settings TEXT NOT NULL,            -- JSON
-  created_at TEXT NOT NULL,          -- UTC, 'YYYY-MM-DD HH:MM:SS.sss'
-  updated_at TEXT NOT NULL,
-  deleted_at TEXT                    -- soft delete
+  created_at DATETIME NOT NULL,      -- UTC text, 'YYYY-MM-DD HH:MM:SS.sss'
+  updated_at DATETIME NOT NULL,
+  deleted_at DATETIME                -- soft delete
 );
 CREATE TABLE photos (
   id INTEGER PRIMARY KEY,
@@ -33,9 +33,9 @@ CREATE TABLE photos (
   width INTEGER NOT NULL,
   height INTEGER NOT NULL,
   camera TEXT,
-  created_at TEXT NOT NULL,
-  updated_at TEXT NOT NULL,
-  deleted_at TEXT
+  created_at DATETIME NOT NULL,
+  updated_at DATETIME NOT NULL,
+  deleted_at DATETIME
 );
 CREATE TABLE marketplace_submissions (
   id INTEGER PRIMARY KEY,
@@ -43,16 +43,16 @@ CREATE TABLE marketplace_submissions (
   user_id INTEGER NOT NULL REFERENCES users(id),
   status TEXT NOT NULL CHECK (status IN ('pending', 'accepted', 'rejected')),
   price DECIMAL(10, 2) NOT NULL,
-  submitted_at TEXT NOT NULL,
-  reviewed_at TEXT,
-  updated_at TEXT NOT NULL
+  submitted_at DATETIME NOT NULL,
+  reviewed_at DATETIME,
+  updated_at DATETIME NOT NULL
 );
 CREATE TABLE purchases (
   id INTEGER PRIMARY KEY,
   user_id INTEGER NOT NULL REFERENCES users(id),
   total DECIMAL(10, 2) NOT NULL,
   currency TEXT NOT NULL,
-  created_at TEXT NOT NULL
+  created_at DATETIME NOT NULL
 );
 CREATE TABLE sales (
   id INTEGER PRIMARY KEY,
@@ -63,7 +63,7 @@ CREATE TABLE sales (
   buyer_id INTEGER NOT NULL REFERENCES users(id),
   licence TEXT NOT NULL CHECK (licence IN ('standard', 'extended')),
   amount DECIMAL(10, 2) NOT NULL,
-  sold_at TEXT NOT NULL
+  sold_at DATETIME NOT NULL
 );
 CREATE TABLE subscriptions (
   id INTEGER PRIMARY KEY,
@@ -71,9 +71,9 @@ CREATE TABLE subscriptions (
   plan TEXT NOT NULL,                -- enum: plus, pro
   monthly_price DECIMAL(10, 2) NOT NULL,
   status TEXT NOT NULL,              -- enum: active, canceled
-  started_at TEXT NOT NULL,
-  canceled_at TEXT,
-  updated_at TEXT NOT NULL
+  started_at DATETIME NOT NULL,
+  canceled_at DATETIME,
+  updated_at DATETIME NOT NULL
 );
 CREATE TABLE plan_changes (
   id INTEGER PRIMARY KEY,
@@ -81,29 +81,29 @@ CREATE TABLE plan_changes (
   user_id INTEGER NOT NULL REFERENCES users(id),
   from_plan TEXT NOT NULL,
   to_plan TEXT NOT NULL,
-  changed_at TEXT NOT NULL
+  changed_at DATETIME NOT NULL
 );
 CREATE TABLE likes (
   id INTEGER PRIMARY KEY,
   user_id INTEGER NOT NULL REFERENCES users(id),
   photo_id INTEGER NOT NULL REFERENCES photos(id),
-  created_at TEXT NOT NULL
+  created_at DATETIME NOT NULL
 );
 CREATE TABLE comments (
   id INTEGER PRIMARY KEY,
   user_id INTEGER NOT NULL REFERENCES users(id),
   photo_id INTEGER NOT NULL REFERENCES photos(id),
   body TEXT NOT NULL,
-  created_at TEXT NOT NULL,
-  updated_at TEXT NOT NULL,
-  deleted_at TEXT
+  created_at DATETIME NOT NULL,
+  updated_at DATETIME NOT NULL,
+  deleted_at DATETIME
 );
 CREATE TABLE follows (
   id INTEGER PRIMARY KEY,
   follower_id INTEGER NOT NULL REFERENCES users(id),
   followee_id INTEGER NOT NULL REFERENCES users(id),
-  created_at TEXT NOT NULL,
-  deleted_at TEXT
+  created_at DATETIME NOT NULL,
+  deleted_at DATETIME
 );
 ";
 
@@ -325,7 +325,7 @@ fn drift(db: &Connection, change: Drift, world: &World) -> Result<serde_json::Va
                  CREATE TABLE photos_new (
                    id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users(id),
                    title TEXT, width TEXT NOT NULL, height INTEGER NOT NULL, camera TEXT,
-                   created_at TEXT NOT NULL, updated_at TEXT NOT NULL, deleted_at TEXT);
+                   created_at DATETIME NOT NULL, updated_at DATETIME NOT NULL, deleted_at DATETIME);
                  INSERT INTO photos_new SELECT id, user_id, title, width || 'px', height, camera,
                    created_at, updated_at, deleted_at FROM photos;
                  DROP TABLE photos;

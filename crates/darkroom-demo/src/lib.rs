@@ -245,9 +245,72 @@ timestamp_format = "rfc3339"
 nested = "flatten"
 fields = {{ event = "string", user_id = "string", "device.id" = "string", "device.platform" = "string", "device.app_version" = "string", screen = "string" }}
 
-# The production database, {DB_PATH} (SQLite): users, photos, marketplace_submissions,
-# purchases, sales, subscriptions, plan_changes, likes, comments, follows. It becomes a
-# source when database extraction lands (`kind = "sqlite"`).
+[[sources]]
+name = "app_db"
+kind = "sqlite"
+description = "the production database: users, photos, the marketplace, subscriptions"
+# A real server would be `url = "${{APP_DB_URL}}"` (postgres://... or mysql://...), from the
+# environment. Timestamps are stored as UTC text.
+url = "{DB_PATH}"
+timestamp_timezone = "UTC"
+
+# Rows that change carry updated_at: read what changed since the last run (with a day of
+# look-back for late commits) and merge it on the primary key.
+[[sources.tables]]
+name = "users"
+mode = "incremental"
+cursor = "updated_at"
+lookback = "1d"
+
+[[sources.tables]]
+name = "photos"
+mode = "incremental"
+cursor = "updated_at"
+lookback = "1d"
+
+[[sources.tables]]
+name = "marketplace_submissions"
+mode = "incremental"
+cursor = "updated_at"
+lookback = "1d"
+
+[[sources.tables]]
+name = "subscriptions"
+mode = "incremental"
+cursor = "updated_at"
+lookback = "1d"
+
+[[sources.tables]]
+name = "comments"
+mode = "incremental"
+cursor = "updated_at"
+lookback = "1d"
+
+# Append-only tables: new ids only.
+[[sources.tables]]
+name = "purchases"
+mode = "incremental"
+cursor = "id"
+
+[[sources.tables]]
+name = "sales"
+mode = "incremental"
+cursor = "id"
+
+[[sources.tables]]
+name = "plan_changes"
+mode = "incremental"
+cursor = "id"
+
+[[sources.tables]]
+name = "likes"
+mode = "incremental"
+cursor = "id"
+
+# Soft-deleted without an updated_at: copied whole every night.
+[[sources.tables]]
+name = "follows"
+mode = "full"
 "#,
         seed = opts.seed,
         start = opts.start,

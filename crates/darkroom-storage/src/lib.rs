@@ -10,6 +10,7 @@
 //! this crate makes each write atomic and idempotent.
 
 mod error;
+mod evolve;
 pub mod failpoint;
 mod location;
 mod session;

@@ -138,7 +138,7 @@ pub fn partition_predicate(partition: &[(String, ScalarValue)]) -> Option<Expr> 
 }
 
 /// The id under which a task's completion is recorded.
-fn app_id(task: &str) -> String {
+pub(crate) fn app_id(task: &str) -> String {
     format!("darkroom/{task}")
 }
 

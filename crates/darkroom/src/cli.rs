@@ -76,6 +76,17 @@ pub enum Command {
     /// with no file is reported by name and expected path, and the command exits with 3.
     Ingest(IngestArgs),
 
+    /// Copy production database tables into the warehouse (raw_<source>_<table>).
+    ///
+    /// For a source of kind postgres, mysql or sqlite: every listed table is read inside one
+    /// repeatable-read transaction (one consistent snapshot), with exact types (decimals stay
+    /// decimals, timestamps become UTC). `full` tables are replaced (or kept per
+    /// snapshot_date); `incremental` tables read rows past their watermark and merge them on
+    /// the key. A column added at the source is added to the table and reported; a column
+    /// dropped, renamed or retyped stops that table's load with the column named. A table that
+    /// fails leaves its previous version untouched; the others carry on (exit code 1).
+    Extract(ExtractArgs),
+
     /// Run one SQL statement over the warehouse and print the rows.
     ///
     /// Every warehouse table is available by name. A Parquet, CSV or JSON-lines file can be
@@ -170,6 +181,22 @@ pub struct IngestArgs {
     #[arg(long, requires = "from")]
     pub to: Option<NaiveDate>,
     /// Print the reports as JSON (one array) instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExtractArgs {
+    /// The database source (its `name` in darkroom.toml); every database source when omitted.
+    pub source: Option<String>,
+    /// Only this table (repeatable).
+    #[arg(long = "table", value_name = "TABLE")]
+    pub tables: Vec<String>,
+    /// The date the snapshot is recorded for (snapshot_date, task ids); default yesterday in
+    /// the project's time zone. The database is always read as it is now.
+    #[arg(long)]
+    pub date: Option<NaiveDate>,
+    /// Print the reports as JSON instead of text.
     #[arg(long)]
     pub json: bool,
 }

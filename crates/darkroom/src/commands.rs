@@ -6,7 +6,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use chrono::NaiveDate;
 use darkroom_sources::{IngestContext, IngestReport};
 
-use crate::cli::{Cli, Command, DemoArgs, Format, IngestArgs};
+use crate::cli::{Cli, Command, DemoArgs, ExtractArgs, Format, IngestArgs};
 use crate::exit;
 use crate::output::{bytes, print_json, print_rows};
 use crate::{progress, project};
@@ -18,6 +18,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Init { dir } => init(&dir),
         Command::Validate { json } => validate(explicit, json),
         Command::Ingest(args) => ingest(explicit, args).await,
+        Command::Extract(args) => extract(explicit, args).await,
         Command::Query { sql, format, json } => {
             query(explicit, &sql, if json { Format::Json } else { format }).await
         }
@@ -76,6 +77,131 @@ fn validate(explicit: Option<&std::path::Path>, json: bool) -> Result<u8> {
     } else {
         exit::FAILED
     })
+}
+
+async fn extract(explicit: Option<&std::path::Path>, args: ExtractArgs) -> Result<u8> {
+    let project = project::load(explicit)?;
+    let sources: Vec<&darkroom_config::DatabaseSourceConfig> = match &args.source {
+        None => project.databases.iter().collect(),
+        Some(name) => {
+            let source = project.database(name).ok_or_else(|| {
+                let names: Vec<&str> = project.databases.iter().map(|s| s.name()).collect();
+                anyhow!(
+                    "no database source named `{name}` in {}; database sources: {}",
+                    project.file.path.display(),
+                    if names.is_empty() {
+                        "(none)".to_string()
+                    } else {
+                        names.join(", ")
+                    }
+                )
+            })?;
+            vec![source]
+        }
+    };
+    if sources.is_empty() {
+        bail!(
+            "{} has no database source: add a [[sources]] with kind = \"postgres\", \"mysql\" \
+             or \"sqlite\"",
+            project.file.path.display()
+        );
+    }
+    if !args.tables.is_empty() && args.source.is_none() {
+        bail!("--table needs a SOURCE: darkroom extract SOURCE --table T");
+    }
+    let warehouse = project::warehouse(&project)?;
+    let (reports, failures) =
+        extract_sources(&project, &warehouse, &sources, &args.tables, args.date, args.json).await;
+    if args.json {
+        print_json(&serde_json::json!({ "reports": reports, "errors": failures }))?;
+    }
+    Ok(
+        if failures.is_empty() && reports.iter().all(darkroom_extract::SourceReport::is_ok) {
+            exit::OK
+        } else {
+            exit::FAILED
+        },
+    )
+}
+
+/// Extract each source in turn; a source that fails (cannot connect) does not stop the others.
+pub(crate) async fn extract_sources(
+    project: &darkroom_config::Project,
+    warehouse: &darkroom_storage::Warehouse,
+    sources: &[&darkroom_config::DatabaseSourceConfig],
+    tables: &[String],
+    date: Option<NaiveDate>,
+    quiet: bool,
+) -> (Vec<darkroom_extract::SourceReport>, Vec<String>) {
+    let mut reports = Vec::new();
+    let mut failures = Vec::new();
+    for source in sources {
+        let spinner = progress::RowSpinner::new(quiet);
+        let options = darkroom_extract::ExtractOptions {
+            tables: tables.to_vec(),
+            date,
+            project_root: project.root.clone(),
+            on_table: Some(spinner.on_table()),
+            on_table_done: Some(std::sync::Arc::new({
+                let spinner = spinner.clone();
+                move |t: &darkroom_extract::TableReport| {
+                    spinner.done();
+                    if !quiet {
+                        print_table_report(t);
+                    }
+                }
+            })),
+        };
+        match darkroom_extract::extract_source(warehouse, project.timezone(), source, &options)
+            .await
+        {
+            Ok(report) => reports.push(report),
+            Err(e) => {
+                spinner.done();
+                if !quiet {
+                    eprintln!("error: {e}");
+                }
+                failures.push(e.to_string());
+            }
+        }
+    }
+    (reports, failures)
+}
+
+fn print_table_report(t: &darkroom_extract::TableReport) {
+    match &t.error {
+        None => {
+            let mut notes = Vec::new();
+            if !t.new_columns.is_empty() {
+                notes.push(format!("new columns: {}", t.new_columns.join(", ")));
+            }
+            for (column, n) in &t.zero_dates {
+                notes.push(format!("{n} zero dates in {column} stored as NULL"));
+            }
+            if let Some(w) = &t.watermark {
+                notes.push(format!("watermark {w}"));
+            }
+            println!(
+                "{}.{} -> {} ({}): {} rows, {}, {:.1}s{}",
+                t.source,
+                t.table,
+                t.warehouse_table,
+                t.mode,
+                t.rows,
+                bytes(t.bytes),
+                t.seconds,
+                if notes.is_empty() {
+                    String::new()
+                } else {
+                    format!(" — {}", notes.join("; "))
+                }
+            );
+        }
+        Some(e) => eprintln!(
+            "{}.{} -> {} FAILED after {:.1}s: {e}",
+            t.source, t.table, t.warehouse_table, t.seconds
+        ),
+    }
 }
 
 fn dates(args: &IngestArgs) -> Result<Vec<NaiveDate>> {

@@ -76,7 +76,10 @@ fn init_tracing(verbose: u8) {
     };
     // delta-rs warns on every write that it keeps no statistics for binary columns (the
     // quarantine's raw bytes): expected, and not the user's concern.
-    let default = format!("{default},deltalake_core::writer::stats=error");
+    // A merge warns that delta-rs derived a metric it did not collect: internal bookkeeping.
+    let default = format!(
+        "{default},deltalake_core::writer::stats=error,deltalake_core::operations::merge=error"
+    );
     let filter = tracing_subscriber::EnvFilter::try_from_env("DARKROOM_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()

@@ -56,3 +56,56 @@ impl Progress for Bar {
         }
     }
 }
+
+/// A spinner counting the rows of the table being extracted (terminal only).
+#[derive(Clone)]
+pub struct RowSpinner {
+    enabled: bool,
+    current: Arc<Mutex<Option<(ProgressBar, Arc<AtomicBool>)>>>,
+}
+
+impl RowSpinner {
+    pub fn new(quiet: bool) -> Self {
+        Self {
+            enabled: !quiet && std::io::stderr().is_terminal(),
+            current: Arc::default(),
+        }
+    }
+
+    /// The callback the extractor calls when a table starts.
+    pub fn on_table(&self) -> Arc<dyn Fn(&str, Arc<AtomicU64>) + Send + Sync> {
+        let this = self.clone();
+        Arc::new(move |label: &str, rows: Arc<AtomicU64>| {
+            if !this.enabled {
+                return;
+            }
+            this.done();
+            let bar = ProgressBar::new_spinner();
+            let style = ProgressStyle::with_template("{spinner} {msg} {pos} rows ({per_sec})")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner());
+            bar.set_style(style);
+            bar.set_message(label.to_string());
+            bar.enable_steady_tick(Duration::from_millis(100));
+            let stop = Arc::new(AtomicBool::new(false));
+            let (b, s) = (bar.clone(), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                while !s.load(Ordering::Relaxed) {
+                    b.set_position(rows.load(Ordering::Relaxed));
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            });
+            if let Ok(mut cur) = this.current.lock() {
+                *cur = Some((bar, stop));
+            }
+        })
+    }
+
+    pub fn done(&self) {
+        if let Ok(mut cur) = self.current.lock()
+            && let Some((bar, stop)) = cur.take()
+        {
+            stop.store(true, Ordering::Relaxed);
+            bar.finish_and_clear();
+        }
+    }
+}
