@@ -212,7 +212,9 @@ pub(crate) fn convert(
             url.starts_with("postgres://") || url.starts_with("postgresql://")
         }
         DatabaseKind::Mysql => url.starts_with("mysql://") || url.starts_with("mariadb://"),
-        DatabaseKind::Sqlite => !url.is_empty() && (!url.contains("://") || url.starts_with("sqlite://")),
+        DatabaseKind::Sqlite => {
+            !url.is_empty() && (!url.contains("://") || url.starts_with("sqlite://"))
+        }
     };
     if !url_ok {
         let expected = match kind {
@@ -316,7 +318,9 @@ fn convert_table(
     let name = t.name.get_ref();
     let valid_part = |p: &str| {
         !p.is_empty()
-            && p.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && p.chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
             && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
     };
     let parts: Vec<&str> = name.split('.').collect();

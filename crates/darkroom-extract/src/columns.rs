@@ -7,12 +7,12 @@
 
 use std::sync::Arc;
 
+use arrow::array::builder::NullBufferBuilder;
 use arrow::array::{
     ArrayBuilder, ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder,
     Float32Builder, Float64Builder, Int8Builder, Int16Builder, Int32Builder, Int64Builder,
     ListArray, StringBuilder, TimestampMicrosecondBuilder,
 };
-use arrow::array::builder::NullBufferBuilder;
 use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, Field, FieldRef, TimeUnit};
 use chrono::{NaiveDate, NaiveDateTime, TimeZone};
@@ -162,9 +162,7 @@ impl Builder {
             Self::Binary(b) => b.append_null(),
             Self::Date(b) => b.append_null(),
             Self::Timestamp(b) => b.append_null(),
-            Self::List {
-                offsets, nulls, ..
-            } => {
+            Self::List { offsets, nulls, .. } => {
                 let last = offsets.last().copied().unwrap_or(0);
                 offsets.push(last);
                 nulls.append_null();
@@ -479,10 +477,7 @@ pub fn parse_decimal(text: &str) -> Result<(i128, i32), String> {
     let bad = || format!("`{text}` is not a decimal number");
     let t = text.trim();
     let (mantissa, exponent) = match t.find(['e', 'E']) {
-        Some(i) => (
-            &t[..i],
-            t[i + 1..].parse::<i32>().map_err(|_| bad())?,
-        ),
+        Some(i) => (&t[..i], t[i + 1..].parse::<i32>().map_err(|_| bad())?),
         None => (t, 0),
     };
     let (negative, digits) = match mantissa.as_bytes().first() {
@@ -542,8 +537,16 @@ mod tests {
         let mut b = Builder::new(&Ty::Decimal(10, 2), 4);
         b.push_text("19.90", None).unwrap();
         b.push_text("-0.5", None).unwrap();
-        assert!(b.push_text("1.005", None).unwrap_err().contains("decimal places"));
-        assert!(b.push_text("123456789.00", None).unwrap_err().contains("does not fit"));
+        assert!(
+            b.push_text("1.005", None)
+                .unwrap_err()
+                .contains("decimal places")
+        );
+        assert!(
+            b.push_text("123456789.00", None)
+                .unwrap_err()
+                .contains("does not fit")
+        );
         let array = b.finish();
         let array = array.as_any().downcast_ref::<Decimal128Array>().unwrap();
         assert_eq!(array.value(0), 1990);

@@ -60,6 +60,11 @@ pub enum ExtractError {
     },
 }
 
+/// Told when a table starts: its warehouse name and the row counter the load advances.
+pub type OnTable = Arc<dyn Fn(&str, Arc<AtomicU64>) + Send + Sync>;
+/// Told when a table ends.
+pub type OnTableDone = Arc<dyn Fn(&TableReport) + Send + Sync>;
+
 /// What to extract.
 #[derive(Clone, Default)]
 pub struct ExtractOptions {
@@ -70,9 +75,9 @@ pub struct ExtractOptions {
     /// The project folder, for relative SQLite paths.
     pub project_root: std::path::PathBuf,
     /// Told when a table starts (its warehouse name) and given the row counter it advances.
-    pub on_table: Option<Arc<dyn Fn(&str, Arc<AtomicU64>) + Send + Sync>>,
+    pub on_table: Option<OnTable>,
     /// Told when a table ends.
-    pub on_table_done: Option<Arc<dyn Fn(&TableReport) + Send + Sync>>,
+    pub on_table_done: Option<OnTableDone>,
 }
 
 impl std::fmt::Debug for ExtractOptions {
@@ -462,7 +467,10 @@ async fn extract_table(
             Vec::new()
         },
         schema: Arc::clone(&plan.schema),
-        input: Box::pin(RecordBatchStreamAdapter::new(Arc::clone(&plan.schema), input)),
+        input: Box::pin(RecordBatchStreamAdapter::new(
+            Arc::clone(&plan.schema),
+            input,
+        )),
         task: if merge {
             format!("stage/{task}")
         } else {

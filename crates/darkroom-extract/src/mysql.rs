@@ -60,10 +60,7 @@ fn map_type(
             }
             (
                 MyDecode::Text,
-                Ty::Decimal(
-                    u8::try_from(p).unwrap_or(38),
-                    i8::try_from(s).unwrap_or(0),
-                ),
+                Ty::Decimal(u8::try_from(p).unwrap_or(38), i8::try_from(s).unwrap_or(0)),
             )
         }
         "float" => (MyDecode::Text, Ty::Float32),
@@ -121,15 +118,15 @@ impl MySource {
             .map_or_else(|| url.to_string(), |rest| format!("mysql://{rest}"));
         let opts = Opts::from_url(&url).map_err(|e| format!("invalid URL: {e}"))?;
         let mut conn = Conn::new(opts).await.map_err(|e| my_error(&e))?;
-        conn.query_drop(
-            "SET SESSION time_zone = '+00:00', NAMES utf8mb4, \
-             SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ",
-        )
-        .await
-        .map_err(|e| my_error(&e))?;
-        conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
-            .await
-            .map_err(|e| my_error(&e))?;
+        for statement in [
+            "SET NAMES utf8mb4",
+            // `timestamp` values arrive in UTC; `datetime` values as written
+            "SET SESSION time_zone = '+00:00'",
+            "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+            "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY",
+        ] {
+            conn.query_drop(statement).await.map_err(|e| my_error(&e))?;
+        }
         Ok(Self {
             conn,
             tz: (tz != chrono_tz::UTC).then_some(tz),
@@ -172,8 +169,7 @@ impl MySource {
             let precision = text(row, 3).and_then(|p| p.parse().ok());
             let scale = text(row, 4).and_then(|s| s.parse().ok());
             let ty = map_type(&data_type, &column_type, precision, scale).map(|(d, t)| {
-                self.decoders
-                    .insert((table.to_string(), column.clone()), d);
+                self.decoders.insert((table.to_string(), column.clone()), d);
                 t
             });
             columns.push(SourceColumn {
@@ -211,7 +207,11 @@ impl MySource {
         }
     }
 
-    pub async fn read(&mut self, plan: &TablePlan, mut sink: BatchSink) -> Result<BatchSink, String> {
+    pub async fn read(
+        &mut self,
+        plan: &TablePlan,
+        mut sink: BatchSink,
+    ) -> Result<BatchSink, String> {
         let decoders: Vec<MyDecode> = plan
             .read
             .iter()
@@ -256,7 +256,7 @@ impl MySource {
                     Some(Value::Bytes(b)) => b,
                     Some(other) => {
                         return Err(format!(
-                            "table {table}, row {row_number}, column `{}`: unexpected value {other:?}",
+                            "table {table}, row {row_number} read, column `{}`: unexpected value {other:?}",
                             plan.read[i].name
                         ));
                     }
@@ -291,7 +291,7 @@ impl MySource {
                 };
                 result.map_err(|e| {
                     format!(
-                        "table {table}, row {row_number}, column `{}` ({}): {e}",
+                        "table {table}, row {row_number} read, column `{}` ({}): {e}",
                         plan.read[i].name, plan.read[i].db_type
                     )
                 })?;

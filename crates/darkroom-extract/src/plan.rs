@@ -359,10 +359,7 @@ impl TablePlan {
         };
 
         if !problems.is_empty() {
-            return Err(format!(
-                "table {name}: {}",
-                problems.join("; ")
-            ));
+            return Err(format!("table {name}: {}", problems.join("; ")));
         }
         let schema = Arc::new(Schema::new(fields));
         let positions = read

@@ -67,9 +67,7 @@ fn map_type(oid: u32, typmod: i32, typtype: &str) -> Result<(PgDecode, Ty), Stri
                     ));
                 }
                 if scale > precision {
-                    return Err(format!(
-                        "scale {scale} larger than precision {precision}"
-                    ));
+                    return Err(format!("scale {scale} larger than precision {precision}"));
                 }
                 (
                     PgDecode::Numeric,
@@ -209,12 +207,12 @@ impl PgSource {
             let elem_type: Option<String> = row.get(7);
             let mapped = if category == "A" {
                 let elem = u32::try_from(elem_oid.unwrap_or(0)).unwrap_or(0);
-                map_type(elem, typmod, elem_type.as_deref().unwrap_or("b")).and_then(
-                    |(d, t)| match t {
+                map_type(elem, typmod, elem_type.as_deref().unwrap_or("b")).and_then(|(d, t)| {
+                    match t {
                         Ty::List(_) => Err("nested arrays".into()),
                         t => Ok((PgDecode::Array(Box::new(d)), Ty::List(Box::new(t)))),
-                    },
-                )
+                    }
+                })
             } else {
                 map_type(oid, typmod, &typtype)
             };
@@ -261,7 +259,11 @@ impl PgSource {
         }
     }
 
-    pub async fn read(&mut self, plan: &TablePlan, mut sink: BatchSink) -> Result<BatchSink, String> {
+    pub async fn read(
+        &mut self,
+        plan: &TablePlan,
+        mut sink: BatchSink,
+    ) -> Result<BatchSink, String> {
         let decoders: Vec<PgDecode> = plan
             .read
             .iter()
@@ -438,7 +440,7 @@ impl CopyDecoder {
                 at += len as usize;
                 decode_value(&self.decoders[i], value, builder, self.tz).map_err(|e| {
                     format!(
-                        "row {}, column `{}` ({}): {e}",
+                        "row {} read, column `{}` ({}): {e}",
                         self.row,
                         sink.plan().read[i].name,
                         sink.plan().read[i].db_type
@@ -457,7 +459,10 @@ impl CopyDecoder {
 
 fn need(value: &[u8], n: usize) -> Result<(), String> {
     if value.len() < n {
-        Err(format!("a value of {} bytes where {n} were expected", value.len()))
+        Err(format!(
+            "a value of {} bytes where {n} were expected",
+            value.len()
+        ))
     } else {
         Ok(())
     }
@@ -523,12 +528,7 @@ fn decode_value(
             let text = if frac == 0 {
                 format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
             } else {
-                format!(
-                    "{:02}:{:02}:{:02}.{frac:06}",
-                    s / 3600,
-                    s / 60 % 60,
-                    s % 60
-                )
+                format!("{:02}:{:02}:{:02}.{frac:06}", s / 3600, s / 60 % 60, s % 60)
             };
             b.push_str(&text)
         }
@@ -567,7 +567,10 @@ fn decode_value(
             need(v, 4 + n)?;
             let addr = &v[4..4 + n];
             let (text, max) = match (family, n) {
-                (2, 4) => (Ipv4Addr::new(addr[0], addr[1], addr[2], addr[3]).to_string(), 32),
+                (2, 4) => (
+                    Ipv4Addr::new(addr[0], addr[1], addr[2], addr[3]).to_string(),
+                    32,
+                ),
                 (3, 16) => {
                     let mut a = [0u8; 16];
                     a.copy_from_slice(addr);

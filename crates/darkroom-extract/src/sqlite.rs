@@ -215,8 +215,7 @@ impl LiteSource {
     pub async fn read(&mut self, plan: &TablePlan, sink: BatchSink) -> Result<BatchSink, String> {
         let tz = self.tz;
         let columns: Vec<String> = plan.read.iter().map(|c| quote(&c.name)).collect();
-        let where_clause =
-            plan.where_clause(quote, |_: &ReadColumn, v| Self::literal(tz, v));
+        let where_clause = plan.where_clause(quote, |_: &ReadColumn, v| Self::literal(tz, v));
         let sql = format!(
             "SELECT {} FROM {}{where_clause}",
             columns.join(", "),
@@ -252,7 +251,7 @@ fn read_rows(
             result.map_err(|e| {
                 let c = &sink.plan().read[i];
                 format!(
-                    "table {table}, row {row_number}, column `{}` ({}): {e}",
+                    "table {table}, row {row_number} read, column `{}` ({}): {e}",
                     c.name, c.db_type
                 )
             })?;
@@ -264,7 +263,11 @@ fn read_rows(
     Ok(sink)
 }
 
-fn push(b: &mut Builder, value: ValueRef<'_>, tz: Option<chrono_tz::Tz>) -> (Result<(), String>, usize) {
+fn push(
+    b: &mut Builder,
+    value: ValueRef<'_>,
+    tz: Option<chrono_tz::Tz>,
+) -> (Result<(), String>, usize) {
     match value {
         ValueRef::Null => {
             b.push_null();
@@ -272,9 +275,12 @@ fn push(b: &mut Builder, value: ValueRef<'_>, tz: Option<chrono_tz::Tz>) -> (Res
         }
         ValueRef::Integer(v) => (
             match b {
-                Builder::Text(_) | Builder::Timestamp(_) | Builder::Date(_) | Builder::Binary(_) => {
-                    Err(format!("the integer {v} is stored in a column of another type"))
-                }
+                Builder::Text(_)
+                | Builder::Timestamp(_)
+                | Builder::Date(_)
+                | Builder::Binary(_) => Err(format!(
+                    "the integer {v} is stored in a column of another type"
+                )),
                 _ => b.push_i64(v),
             },
             8,
@@ -284,7 +290,9 @@ fn push(b: &mut Builder, value: ValueRef<'_>, tz: Option<chrono_tz::Tz>) -> (Res
                 Builder::Float64(_) | Builder::Float32(_) | Builder::Decimal { .. } => {
                     b.push_f64(v)
                 }
-                _ => Err(format!("the real number {v} is stored in a column of another type")),
+                _ => Err(format!(
+                    "the real number {v} is stored in a column of another type"
+                )),
             },
             8,
         ),
@@ -295,9 +303,9 @@ fn push(b: &mut Builder, value: ValueRef<'_>, tz: Option<chrono_tz::Tz>) -> (Res
                     Builder::Timestamp(_) => {
                         parse_timestamp(text, tz).and_then(|us| b.push_timestamp(us))
                     }
-                    Builder::Binary(_) => Err(format!(
-                        "the text `{text}` is stored in a BLOB column"
-                    )),
+                    Builder::Binary(_) => {
+                        Err(format!("the text `{text}` is stored in a BLOB column"))
+                    }
                     _ => b.push_text(text, tz),
                 },
             },

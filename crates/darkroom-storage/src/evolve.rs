@@ -73,12 +73,13 @@ impl Warehouse {
         let mut kernel_fields = Vec::with_capacity(fields.len());
         for f in fields {
             let nullable = f.clone().with_nullable(true);
-            let field: StructField = (&nullable)
-                .try_into_kernel()
-                .map_err(|e| StorageError::InvalidWrite {
-                    table: name.to_string(),
-                    message: format!("column `{}` has a type Delta cannot hold: {e}", f.name()),
-                })?;
+            let field: StructField =
+                (&nullable)
+                    .try_into_kernel()
+                    .map_err(|e| StorageError::InvalidWrite {
+                        table: name.to_string(),
+                        message: format!("column `{}` has a type Delta cannot hold: {e}", f.name()),
+                    })?;
             kernel_fields.push(field);
         }
         let table = table
@@ -88,7 +89,7 @@ impl Warehouse {
             .map_err(|e| StorageError::delta(name, e))?;
         let version = table.version().unwrap_or_default();
         self.refresh_shared(name).await?;
-        Ok(u64::try_from(version).unwrap_or_default())
+        Ok(version)
     }
 
     /// Upsert the rows of table `staging` into table `target` on `key`: a target row whose key
@@ -185,15 +186,15 @@ impl Warehouse {
             })
             .and_then(|m| {
                 m.when_not_matched_insert(|insert| {
-                    insert_columns
-                        .iter()
-                        .fold(insert, |i, c| i.set(format!("\"{c}\""), quoted("source", c)))
+                    insert_columns.iter().fold(insert, |i, c| {
+                        i.set(format!("\"{c}\""), quoted("source", c))
+                    })
                 })
             })
             .map_err(|e| StorageError::delta(target, e))?
             .await
             .map_err(|e| StorageError::delta(target, e))?;
-        let table_version = u64::try_from(merged.version().unwrap_or_default()).unwrap_or(0);
+        let table_version = merged.version().unwrap_or_default();
         self.refresh_shared(target).await?;
         Ok(WriteOutcome {
             table: target.to_string(),

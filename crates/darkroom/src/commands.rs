@@ -110,8 +110,15 @@ async fn extract(explicit: Option<&std::path::Path>, args: ExtractArgs) -> Resul
         bail!("--table needs a SOURCE: darkroom extract SOURCE --table T");
     }
     let warehouse = project::warehouse(&project)?;
-    let (reports, failures) =
-        extract_sources(&project, &warehouse, &sources, &args.tables, args.date, args.json).await;
+    let (reports, failures) = extract_sources(
+        &project,
+        &warehouse,
+        &sources,
+        &args.tables,
+        args.date,
+        args.json,
+    )
+    .await;
     if args.json {
         print_json(&serde_json::json!({ "reports": reports, "errors": failures }))?;
     }
@@ -476,6 +483,36 @@ async fn demo(args: DemoArgs) -> Result<u8> {
             .filter(|r| !r.is_ok() && in_period(r))
             .map(|r| format!("{} {}", r.source, r.file_date))
             .collect();
+        // the production database, as of the last generated day
+        let extract_started = std::time::Instant::now();
+        let warehouse = project::warehouse(&project)?;
+        let databases: Vec<_> = project.databases.iter().collect();
+        let (extracts, extract_failures) =
+            extract_sources(&project, &warehouse, &databases, &[], Some(last), true).await;
+        let mut failures = failures;
+        failures.extend(extract_failures);
+        for t in extracts.iter().flat_map(|r| &r.tables) {
+            if let Some(e) = &t.error {
+                failures.push(format!("{}.{}: {e}", t.source, t.table));
+            }
+        }
+        if !args.json {
+            let tables: Vec<_> = extracts.iter().flat_map(|r| &r.tables).collect();
+            println!(
+                "Extracted {} database tables ({} rows) in {:.1}s: {}",
+                tables.len(),
+                tables.iter().map(|t| t.rows).sum::<u64>(),
+                extract_started.elapsed().as_secs_f64(),
+                tables
+                    .iter()
+                    .map(|t| t.warehouse_table.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            for t in tables.iter().filter(|t| t.error.is_some()) {
+                print_table_report(t);
+            }
+        }
         code = if !failures.is_empty() {
             exit::FAILED
         } else if incomplete.is_empty() {
@@ -484,13 +521,13 @@ async fn demo(args: DemoArgs) -> Result<u8> {
             exit::INCOMPLETE
         };
         ingested = serde_json::json!({ "reports": reports.len(), "errors": failures,
-            "incomplete": incomplete });
+            "incomplete": incomplete, "extract": extracts });
     }
     if args.json {
         print_json(&serde_json::json!({ "demo": generated, "ingest": ingested }))?;
     } else {
         println!(
-            "\nNext:\n  darkroom -C {dir} tables\n  darkroom -C {dir} query \"SELECT event_date, count(*) AS page_views, count(DISTINCT cookie_vid) AS visitors FROM raw_web GROUP BY 1 ORDER BY 1 DESC LIMIT 7\"\n  darkroom -C {dir} query \"SELECT * FROM _ingest_ledger WHERE record = 'missing'\"\n  sqlite3 {dir}/db/app.db '.tables'\n  cat {dir}/truth/README.md      # what the warehouse must contain"
+            "\nNext:\n  darkroom -C {dir} tables\n  darkroom -C {dir} query \"SELECT event_date, count(*) AS page_views, count(DISTINCT cookie_vid) AS visitors FROM raw_web GROUP BY 1 ORDER BY 1 DESC LIMIT 7\"\n  darkroom -C {dir} query \"SELECT * FROM _ingest_ledger WHERE record = 'missing'\"\n  darkroom -C {dir} query \"SELECT plan, count(*) FROM raw_app_db_subscriptions GROUP BY 1\"\n  cat {dir}/truth/README.md      # what the warehouse must contain"
         );
     }
     Ok(code)

@@ -61,8 +61,11 @@ impl Progress for Bar {
 #[derive(Clone)]
 pub struct RowSpinner {
     enabled: bool,
-    current: Arc<Mutex<Option<(ProgressBar, Arc<AtomicBool>)>>>,
+    current: Arc<Mutex<Running>>,
 }
+
+/// The spinner shown and the flag that stops its updater thread.
+type Running = Option<(ProgressBar, Arc<AtomicBool>)>;
 
 impl RowSpinner {
     pub fn new(quiet: bool) -> Self {
@@ -73,7 +76,7 @@ impl RowSpinner {
     }
 
     /// The callback the extractor calls when a table starts.
-    pub fn on_table(&self) -> Arc<dyn Fn(&str, Arc<AtomicU64>) + Send + Sync> {
+    pub fn on_table(&self) -> darkroom_extract::OnTable {
         let this = self.clone();
         Arc::new(move |label: &str, rows: Arc<AtomicU64>| {
             if !this.enabled {

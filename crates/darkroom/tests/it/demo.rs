@@ -304,6 +304,30 @@ fn per_date_host(p: &TestProject, table: &str, column: &str) -> BTreeMap<(String
     .collect()
 }
 
+/// A warehouse value and the database's, as JSON: timestamps are UTC in both (the warehouse
+/// writes `T` and `Z`), money is compared as the same decimal.
+fn same_value(ours: &Value, theirs: &Value) -> bool {
+    let timestamp = |s: &str| {
+        let s = s.replace('T', " ").trim_end_matches('Z').to_string();
+        match s.split_once('.') {
+            Some((whole, frac)) => {
+                let frac = frac.trim_end_matches('0');
+                if frac.is_empty() {
+                    whole.to_string()
+                } else {
+                    format!("{whole}.{frac}")
+                }
+            }
+            None => s,
+        }
+    };
+    match (ours, theirs) {
+        (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
+        (Value::String(a), Value::String(b)) => a == b || timestamp(a) == timestamp(b),
+        (a, b) => a == b,
+    }
+}
+
 #[test]
 fn without_faults_ingest_gives_exactly_the_truth() {
     let tmp = tempfile::tempdir().unwrap();
@@ -356,6 +380,39 @@ fn without_faults_ingest_gives_exactly_the_truth() {
             "{source}"
         );
     }
+    // The production database: every table extracted, row for row as sqlite3 reads it.
+    let rows = truth(&dir, "summary")["rows"].clone();
+    for (table, count) in rows.as_object().unwrap() {
+        let raw = format!("raw_app_db_{table}");
+        assert_eq!(
+            p.count(&format!("SELECT count(*) FROM {raw}")),
+            i64::try_from(n(count)).unwrap(),
+            "{raw} holds the truth's rows"
+        );
+        let dump = sh(&format!(
+            "sqlite3 -json '{}' 'SELECT * FROM {table} ORDER BY id'",
+            dir.join("db/app.db").display()
+        ));
+        // sqlite3 prints nothing at all for no rows
+        let theirs: Vec<Value> = if dump.trim().is_empty() {
+            Vec::new()
+        } else {
+            serde_json::from_str(&dump).unwrap()
+        };
+        let ours = p.query(&format!("SELECT * FROM {raw} ORDER BY id"));
+        assert_eq!(ours.len(), theirs.len(), "{raw}");
+        for (o, t) in ours.iter().zip(&theirs) {
+            for (column, want) in t.as_object().unwrap() {
+                let got = o.get(column).unwrap_or(&Value::Null);
+                assert!(
+                    same_value(got, want),
+                    "{raw} id {}: {column} is {got} in the warehouse, {want} in the database",
+                    t["id"]
+                );
+            }
+        }
+    }
+
     // Distinct visitor ids and user ids appear as the logs carry them.
     assert!(p.count("SELECT count(DISTINCT cookie_vid) FROM raw_web") > 100);
     assert!(

@@ -6,6 +6,7 @@
 
 mod crash;
 mod demo;
+mod extract;
 mod harness;
 mod ingest;
 mod project_files;
