@@ -205,7 +205,6 @@ pub(crate) fn convert(
     span: Range<usize>,
     diags: &mut Diagnostics,
 ) -> Option<DatabaseSourceConfig> {
-    let before = diags.len();
     let url = raw.url.get_ref().trim().to_string();
     let url_ok = match kind {
         DatabaseKind::Postgres => {
@@ -290,9 +289,8 @@ pub(crate) fn convert(
             tables.push(table);
         }
     }
-    if diags.len() > before {
-        return None;
-    }
+    // kept even with problems (they are in `diags`, so the project does not load): its name
+    // still takes part in the duplicate check
     Some(DatabaseSourceConfig {
         name: raw.name,
         description: raw.description,

@@ -66,6 +66,31 @@ client_ip = "keep"
 # nested = "json"
 # # Typed columns (dotted paths reach into objects); every other key is kept in `attributes`.
 # fields = { event = "string", user_id = "string", "context.platform" = "string" }
+
+# ---------------------------------------------------------------------------------------------
+# Database sources. Each table becomes raw_<source>_<table>; every table of a source is read in
+# one consistent snapshot, with exact types. Extract with:
+#   darkroom extract app_db
+# ---------------------------------------------------------------------------------------------
+
+# [[sources]]
+# name = "app_db"
+# kind = "postgres"                  # or "mysql" (MariaDB too), "sqlite"
+# url = "${APP_DB_URL}"              # postgres://user:password@host:5432/dbname
+# hash_salt = "${PII_SALT}"          # for `hash` columns
+# timestamp_timezone = "UTC"         # the zone of timestamps stored without one
+#
+# [[sources.tables]]
+# name = "users"
+# mode = "incremental"               # rows past the watermark, merged on the primary key
+# cursor = "updated_at"              # a timestamp or an id that only grows
+# lookback = "6h"                    # also re-read this far behind the watermark
+# exclude = ["password_hash"]        # never read
+# hash = ["email"]                   # salted SHA-256 before anything is written
+#
+# [[sources.tables]]
+# name = "plans"                     # mode = "full": the whole table every run
+# history = "snapshot"               # keep one copy per snapshot_date ("replace": latest only)
 "#;
 
 /// Write the starter project into `dir` (created if needed). Refuses to overwrite an existing

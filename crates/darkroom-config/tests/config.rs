@@ -162,3 +162,102 @@ fn missing_project_section() {
     let err = load("[warehouse]\nlocation = \"w\"\n").unwrap_err();
     assert!(err.contains("missing [project] section"), "{err}");
 }
+
+#[test]
+fn database_sources_parse_with_modes_and_secrets_from_the_environment() {
+    let text = r#"
+[project]
+name = "x"
+
+[[sources]]
+name = "app_db"
+kind = "postgres"
+url = "postgres://app:${IP_SALT}@db:5432/prod"
+hash_salt = "${IP_SALT}"
+timestamp_timezone = "America/Toronto"
+
+[[sources.tables]]
+name = "public.users"
+mode = "incremental"
+cursor = "updated_at"
+lookback = "6h"
+hash = ["email"]
+exclude = ["password_hash"]
+
+[[sources.tables]]
+name = "plans"
+history = "snapshot"
+where = "deleted_at IS NULL"
+"#;
+    let p = load(text).unwrap();
+    let db = p.database("app_db").unwrap();
+    assert_eq!(db.kind, darkroom_config::DatabaseKind::Postgres);
+    assert!(
+        db.url.contains("pepper-pepper"),
+        "interpolated from the environment"
+    );
+    assert_eq!(db.raw_table(&db.tables[0]), "raw_app_db_users");
+    assert_eq!(
+        db.tables[0].mode,
+        darkroom_config::TableMode::Incremental {
+            cursor: "updated_at".into(),
+            lookback: Some(darkroom_config::Lookback::Seconds(21_600)),
+        }
+    );
+    assert_eq!(
+        db.tables[1].mode,
+        darkroom_config::TableMode::Full {
+            history: darkroom_config::FullHistory::Snapshot
+        }
+    );
+    assert_eq!(db.tables[1].filter.as_deref(), Some("deleted_at IS NULL"));
+}
+
+#[test]
+fn database_source_mistakes_are_all_reported_with_lines() {
+    let text = r#"
+[project]
+name = "x"
+
+[[sources]]
+name = "web"
+kind = "mysql"
+url = "postgres://oops:secretpw@db/prod"
+batch_rows = 5
+
+[[sources.tables]]
+name = "orders"
+mode = "incremental"
+
+[[sources.tables]]
+name = "users"
+hash = ["email"]
+lookback = "1d"
+
+[[sources.tables]]
+name = "users"
+mode = "sometimes"
+
+[[sources]]
+name = "web"
+kind = "sqlite"
+url = "db.sqlite"
+tables = []
+"#;
+    let err = load(text).unwrap_err();
+    for needle in [
+        "darkroom.toml:8:",
+        "`url` of a mysql source must look like mysql://",
+        "darkroom.toml:9:",
+        "`batch_rows` = 5 is out of range",
+        "incremental table `orders` needs `cursor",
+        "no `hash_salt`",
+        "`lookback` is only used with `mode = \"incremental\"`",
+        "unknown mode `sometimes`",
+        "duplicate source name `web`",
+        "lists no tables",
+    ] {
+        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+    }
+    assert!(!err.contains("secretpw"), "never echo a URL: {err}");
+}

@@ -43,6 +43,34 @@ pub struct DemoOptions {
     /// The first day (project time zone).
     pub start: NaiveDate,
     pub faults: Vec<Fault>,
+    /// Where the production database is served from (the SQLite file is always written).
+    pub database: DemoDatabase,
+}
+
+/// Where the demo's production database lives for `darkroom.toml`'s `app_db` source.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum DemoDatabase {
+    /// `db/app.db`.
+    #[default]
+    Sqlite,
+    /// A Postgres server the caller loads the same rows into.
+    Postgres,
+    /// A MySQL or MariaDB server the caller loads the same rows into.
+    Mysql,
+}
+
+/// The value of `url` in the demo's `darkroom.toml` for a server: the URL itself when it
+/// holds no password, else `${APP_DB_URL}` (secrets never live in files).
+pub fn url_setting(url: &str) -> String {
+    let has_password = url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split_once('@'))
+        .is_some_and(|(userinfo, _)| userinfo.contains(':'));
+    if has_password {
+        "${APP_DB_URL}".to_string()
+    } else {
+        url.to_string()
+    }
 }
 
 impl DemoOptions {
@@ -55,6 +83,7 @@ impl DemoOptions {
             seed: 42,
             start: NaiveDate::from_ymd_opt(2026, 1, 1).unwrap_or_default(),
             faults: Vec::new(),
+            database: DemoDatabase::Sqlite,
         }
     }
 
@@ -161,7 +190,10 @@ pub fn generate(opts: &DemoOptions) -> Result<DemoSummary, DemoError> {
     let db_changes = db::write(&dir.join(DB_PATH), &world, &opts.faults)?;
     let lost = writer.lost();
     let truth = truth::write(dir, opts, &world, &writer.files, &lost, &db_changes)?;
-    logs::write_file(&dir.join("darkroom.toml"), project_file(opts).as_bytes())?;
+    logs::write_file(
+        &dir.join("darkroom.toml"),
+        project_file(opts, None).as_bytes(),
+    )?;
     Ok(DemoSummary {
         dir: dir.clone(),
         start: opts.start,
@@ -189,7 +221,32 @@ pub fn generate(opts: &DemoOptions) -> Result<DemoSummary, DemoError> {
     })
 }
 
-fn project_file(opts: &DemoOptions) -> String {
+/// Write `darkroom.toml` again, its `app_db` source pointing at a server whose `url` setting
+/// is `url` (see [`url_setting`]); for `darkroom demo --db`, once the rows are loaded.
+pub fn write_project_file(opts: &DemoOptions, url: &str) -> Result<(), DemoError> {
+    logs::write_file(
+        &opts.dir.join("darkroom.toml"),
+        project_file(opts, Some(url)).as_bytes(),
+    )
+}
+
+fn project_file(opts: &DemoOptions, server_url: Option<&str>) -> String {
+    let database = match (&opts.database, server_url) {
+        (DemoDatabase::Postgres, Some(url)) | (DemoDatabase::Mysql, Some(url)) => format!(
+            "kind = \"{}\"\n# loaded by `darkroom demo --db` with the same rows as {DB_PATH}\n\
+             url = \"{url}\"",
+            if opts.database == DemoDatabase::Postgres {
+                "postgres"
+            } else {
+                "mysql"
+            }
+        ),
+        _ => format!(
+            "kind = \"sqlite\"\n# A real server would be `url = \"${{APP_DB_URL}}\"` (postgres://... or \
+             mysql://...),\n# from the environment. Timestamps are stored as UTC text.\n\
+             url = \"{DB_PATH}\""
+        ),
+    };
     let quote = |hosts: &[&str]| {
         hosts
             .iter()
@@ -247,11 +304,8 @@ fields = {{ event = "string", user_id = "string", "device.id" = "string", "devic
 
 [[sources]]
 name = "app_db"
-kind = "sqlite"
 description = "the production database: users, photos, the marketplace, subscriptions"
-# A real server would be `url = "${{APP_DB_URL}}"` (postgres://... or mysql://...), from the
-# environment. Timestamps are stored as UTC text.
-url = "{DB_PATH}"
+{database}
 timestamp_timezone = "UTC"
 
 # Rows that change carry updated_at: read what changed since the last run (with a day of

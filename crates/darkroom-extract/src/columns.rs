@@ -72,10 +72,20 @@ fn list_field(inner: &Ty) -> FieldRef {
 /// The largest precision an Arrow/Delta decimal holds.
 pub const MAX_DECIMAL_PRECISION: u8 = 38;
 
-/// 10^n for n in 0..=38.
+/// 10^n for n in 0..=38 (the rest do not fit a decimal).
 pub fn pow10(n: u32) -> Option<i128> {
-    10i128.checked_pow(n)
+    POW10.get(n as usize).copied()
 }
+
+const POW10: [i128; 39] = {
+    let mut table = [1i128; 39];
+    let mut i = 1;
+    while i < 39 {
+        table[i] = table[i - 1] * 10;
+        i += 1;
+    }
+    table
+};
 
 /// One column being filled.
 pub enum Builder {

@@ -46,7 +46,9 @@ pub const SNAPSHOT_DATE: &str = "snapshot_date";
 /// An extraction failure, naming the source (never the password) and what went wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum ExtractError {
-    #[error("source {source_name}: cannot connect to {target} after {attempts} attempts: {cause}")]
+    #[error(
+        "source {source_name}: cannot connect to {target} after {attempts} attempt(s): {cause}"
+    )]
     Connect {
         source_name: String,
         target: String,

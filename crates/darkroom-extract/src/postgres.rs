@@ -551,15 +551,20 @@ fn decode_value(
         }
         PgDecode::Uuid => {
             need(v, 16)?;
-            let h = hex::encode(&v[..16]);
-            b.push_str(&format!(
-                "{}-{}-{}-{}-{}",
-                &h[0..8],
-                &h[8..12],
-                &h[12..16],
-                &h[16..20],
-                &h[20..32]
-            ))
+            // 8-4-4-4-12 lowercase hex, written in place (no allocation per value)
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            let mut out = [0u8; 36];
+            let mut at = 0;
+            for (i, byte) in v[..16].iter().enumerate() {
+                if matches!(i, 4 | 6 | 8 | 10) {
+                    out[at] = b'-';
+                    at += 1;
+                }
+                out[at] = HEX[usize::from(byte >> 4)];
+                out[at + 1] = HEX[usize::from(byte & 0xf)];
+                at += 2;
+            }
+            b.push_str(std::str::from_utf8(&out).map_err(|e| e.to_string())?)
         }
         PgDecode::Inet => {
             need(v, 4)?;

@@ -462,7 +462,7 @@ async fn an_unreachable_server_is_retried_then_named_without_its_password() {
         "backoff 0.5 s + 1 s"
     );
     assert!(error.contains("source down"), "{error}");
-    assert!(error.contains("3 attempts"), "{error}");
+    assert!(error.contains("after 3 attempt"), "{error}");
     assert!(error.contains(&format!("127.0.0.1:{port}/prod")), "{error}");
     assert!(!error.contains("hunter2"), "{error}");
 }

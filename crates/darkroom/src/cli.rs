@@ -148,8 +148,10 @@ pub struct DemoArgs {
     /// The first day (YYYY-MM-DD, project time zone).
     #[arg(long, default_value = "2026-01-01")]
     pub start: NaiveDate,
-    /// Load the production database into a running server instead of db/app.db
-    /// (postgres://... or mysql://...). Not built yet: it arrives with database extraction.
+    /// Also load the production database into a running server (postgres://... or
+    /// mysql://...; existing demo tables there are replaced) and point darkroom.toml's app_db
+    /// source at it. A URL with a password is not written to darkroom.toml: it reads
+    /// ${APP_DB_URL} instead.
     #[arg(long, value_name = "URL")]
     pub db: Option<String>,
     /// Inject a fault (repeatable); see the list below.

@@ -380,13 +380,10 @@ async fn ingest_all_parallel(
 }
 
 async fn demo(args: DemoArgs) -> Result<u8> {
-    if let Some(url) = &args.db {
-        bail!(
-            "--db {}: loading the demo database into a Postgres or MySQL server is not built yet; \
-             leave out --db to write db/app.db (SQLite)",
-            url.split('@').next_back().unwrap_or(url)
-        );
-    }
+    let database = match &args.db {
+        Some(url) => crate::demo_db::kind(url)?,
+        None => darkroom_demo::DemoDatabase::Sqlite,
+    };
     let opts = darkroom_demo::DemoOptions {
         dir: args.dir.clone(),
         days: args.days,
@@ -394,6 +391,7 @@ async fn demo(args: DemoArgs) -> Result<u8> {
         seed: args.seed,
         start: args.start,
         faults: args.faults.clone(),
+        database,
     };
     if !args.json {
         eprintln!(
@@ -433,10 +431,39 @@ async fn demo(args: DemoArgs) -> Result<u8> {
             generated.seconds
         );
     }
+    if let Some(url) = &args.db {
+        let started = std::time::Instant::now();
+        let rows = crate::demo_db::load(&generated.database, url).await?;
+        let setting = darkroom_demo::url_setting(url);
+        darkroom_demo::write_project_file(&opts, &setting)?;
+        if !args.json {
+            println!(
+                "Loaded the database into {} ({rows} rows) in {:.1}s{}",
+                darkroom_extract::redact(url),
+                started.elapsed().as_secs_f64(),
+                if setting.starts_with("${") {
+                    "; darkroom.toml reads its URL from APP_DB_URL: export it to extract again"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
     let mut code = exit::OK;
     let mut ingested = serde_json::Value::Null;
     if !args.no_run {
-        let project = project::load(Some(&opts.dir))?;
+        let project = match &args.db {
+            None => project::load(Some(&opts.dir))?,
+            // the URL the user gave, for a darkroom.toml that reads it from APP_DB_URL
+            Some(url) => darkroom_config::Project::load_with_env(&opts.dir, &|name| {
+                if name == "APP_DB_URL" {
+                    Some(url.clone())
+                } else {
+                    std::env::var(name).ok()
+                }
+            })
+            .map_err(|d| anyhow!("{d}"))?,
+        };
         let started = std::time::Instant::now();
         let (first, last) = (opts.start, opts.end());
         let in_period = |r: &IngestReport| (first..=last).contains(&r.file_date);

@@ -3,6 +3,7 @@
 
 mod cli;
 mod commands;
+mod demo_db;
 mod output;
 mod progress;
 mod project;

@@ -304,6 +304,42 @@ fn per_date_host(p: &TestProject, table: &str, column: &str) -> BTreeMap<(String
     .collect()
 }
 
+/// Every table of the demo's database is in the warehouse with the truth's row count, row for
+/// row as sqlite3 reads the generated file (the rows a `--db` server was loaded with).
+fn database_matches(dir: &Path, p: &TestProject) {
+    let rows = truth(dir, "summary")["rows"].clone();
+    for (table, count) in rows.as_object().unwrap() {
+        let raw = format!("raw_app_db_{table}");
+        assert_eq!(
+            p.count(&format!("SELECT count(*) FROM {raw}")),
+            i64::try_from(n(count)).unwrap(),
+            "{raw} holds the truth's rows"
+        );
+        let dump = sh(&format!(
+            "sqlite3 -json '{}' 'SELECT * FROM {table} ORDER BY id'",
+            dir.join("db/app.db").display()
+        ));
+        // sqlite3 prints nothing at all for no rows
+        let theirs: Vec<Value> = if dump.trim().is_empty() {
+            Vec::new()
+        } else {
+            serde_json::from_str(&dump).unwrap()
+        };
+        let ours = p.query(&format!("SELECT * FROM {raw} ORDER BY id"));
+        assert_eq!(ours.len(), theirs.len(), "{raw}");
+        for (o, t) in ours.iter().zip(&theirs) {
+            for (column, want) in t.as_object().unwrap() {
+                let got = o.get(column).unwrap_or(&Value::Null);
+                assert!(
+                    same_value(got, want),
+                    "{raw} id {}: {column} is {got} in the warehouse, {want} in the database",
+                    t["id"]
+                );
+            }
+        }
+    }
+}
+
 /// A warehouse value and the database's, as JSON: timestamps are UTC in both (the warehouse
 /// writes `T` and `Z`), money is compared as the same decimal.
 fn same_value(ours: &Value, theirs: &Value) -> bool {
@@ -381,37 +417,7 @@ fn without_faults_ingest_gives_exactly_the_truth() {
         );
     }
     // The production database: every table extracted, row for row as sqlite3 reads it.
-    let rows = truth(&dir, "summary")["rows"].clone();
-    for (table, count) in rows.as_object().unwrap() {
-        let raw = format!("raw_app_db_{table}");
-        assert_eq!(
-            p.count(&format!("SELECT count(*) FROM {raw}")),
-            i64::try_from(n(count)).unwrap(),
-            "{raw} holds the truth's rows"
-        );
-        let dump = sh(&format!(
-            "sqlite3 -json '{}' 'SELECT * FROM {table} ORDER BY id'",
-            dir.join("db/app.db").display()
-        ));
-        // sqlite3 prints nothing at all for no rows
-        let theirs: Vec<Value> = if dump.trim().is_empty() {
-            Vec::new()
-        } else {
-            serde_json::from_str(&dump).unwrap()
-        };
-        let ours = p.query(&format!("SELECT * FROM {raw} ORDER BY id"));
-        assert_eq!(ours.len(), theirs.len(), "{raw}");
-        for (o, t) in ours.iter().zip(&theirs) {
-            for (column, want) in t.as_object().unwrap() {
-                let got = o.get(column).unwrap_or(&Value::Null);
-                assert!(
-                    same_value(got, want),
-                    "{raw} id {}: {column} is {got} in the warehouse, {want} in the database",
-                    t["id"]
-                );
-            }
-        }
-    }
+    database_matches(&dir, &p);
 
     // Distinct visitor ids and user ids appear as the logs carry them.
     assert!(p.count("SELECT count(DISTINCT cookie_vid) FROM raw_web") > 100);
@@ -505,4 +511,41 @@ fn bad_demo_arguments_say_what_is_wrong() {
         !tmp.path().join("d").exists(),
         "nothing written on a bad command line"
     );
+}
+
+#[path = "../../../darkroom-extract/tests/common/servers.rs"]
+mod servers;
+
+fn demo_with_server(url: &str) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("demo");
+    let run = demo(
+        &dir,
+        &[
+            "--days", "3", "--users", "300", "--seed", "5", "--db", url, "--json",
+        ],
+    )
+    .ok();
+    let report = run.json();
+    assert_eq!(report["ingest"]["errors"], Value::Array(vec![]), "{report}");
+    let extract = &report["ingest"]["extract"][0];
+    let kind = if url.starts_with("postgres") {
+        "postgres"
+    } else {
+        "mysql"
+    };
+    assert_eq!(extract["kind"], kind, "{report}");
+    let toml = std::fs::read_to_string(dir.join("darkroom.toml")).unwrap();
+    assert!(toml.contains(&format!("kind = \"{kind}\"")), "{toml}");
+    database_matches(&dir, &TestProject::open(&dir));
+}
+
+#[test]
+fn demo_db_loads_postgres_and_extracts_it_row_for_row() {
+    demo_with_server(&servers::postgres_database("demo"));
+}
+
+#[test]
+fn demo_db_loads_mariadb_and_extracts_it_row_for_row() {
+    demo_with_server(&servers::mariadb_database("demo"));
 }
