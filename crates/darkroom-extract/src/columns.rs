@@ -443,12 +443,21 @@ pub fn days_since_epoch(d: NaiveDate) -> i32 {
 /// one, the time is read in `tz` (`None`: UTC). Microseconds since the Unix epoch, UTC.
 pub fn parse_timestamp(text: &str, tz: Option<chrono_tz::Tz>) -> Result<i64, String> {
     let t = text.trim();
+    let exact = |dt: chrono::DateTime<chrono::FixedOffset>| {
+        if dt.timestamp_subsec_nanos().is_multiple_of(1000) {
+            Ok(dt.timestamp_micros())
+        } else {
+            Err(format!(
+                "`{text}` has more than 6 decimals of a second, which a timestamp cannot hold"
+            ))
+        }
+    };
     if let Ok(dt) = chrono::DateTime::parse_from_rfc3339(t) {
-        return Ok(dt.timestamp_micros());
+        return exact(dt);
     }
     for format in ["%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M:%S%.f%#z"] {
         if let Ok(dt) = chrono::DateTime::parse_from_str(t, format) {
-            return Ok(dt.timestamp_micros());
+            return exact(dt);
         }
     }
     let naive = ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d"]
@@ -462,6 +471,15 @@ pub fn parse_timestamp(text: &str, tz: Option<chrono_tz::Tz>) -> Result<i64, Str
             })
         })
         .ok_or_else(|| format!("`{text}` is not a timestamp (YYYY-MM-DD HH:MM:SS[.ffffff])"))?;
+    if !naive
+        .and_utc()
+        .timestamp_subsec_nanos()
+        .is_multiple_of(1000)
+    {
+        return Err(format!(
+            "`{text}` has more than 6 decimals of a second, which a timestamp cannot hold"
+        ));
+    }
     naive_to_utc_micros(naive, tz)
 }
 
@@ -510,7 +528,7 @@ pub fn parse_decimal(text: &str) -> Result<(i128, i32), String> {
             .ok_or_else(|| format!("`{text}` has more than 38 digits"))?;
     }
     let frac_len = i32::try_from(frac_part.len()).map_err(|_| bad())?;
-    let mut scale = frac_len - exponent;
+    let mut scale = frac_len.checked_sub(exponent).ok_or_else(bad)?;
     if scale < 0 {
         v = pow10(scale.unsigned_abs())
             .and_then(|m| v.checked_mul(m))
@@ -585,6 +603,8 @@ mod tests {
             utc
         );
         assert!(parse_timestamp("2026-03-08 02:30:00", Some(toronto)).is_err());
+        assert!(parse_timestamp("2026-01-01 00:00:00.1234567", None).is_err());
+        assert!(parse_timestamp("2026-01-01T00:00:00.1234567Z", None).is_err());
     }
 
     #[test]

@@ -203,6 +203,29 @@ impl Connection {
         }
     }
 
+    /// Mark the start of one table's reads: a server error in it (a bad `where`, no
+    /// permission) must not abort the snapshot transaction the next tables read from.
+    async fn begin_table(&mut self) -> Result<(), String> {
+        match self {
+            Self::Postgres(c) => c.savepoint("SAVEPOINT darkroom_table").await,
+            Self::Mysql(_) | Self::Sqlite(_) => Ok(()),
+        }
+    }
+
+    async fn end_table(&mut self, ok: bool) -> Result<(), String> {
+        match self {
+            Self::Postgres(c) => {
+                c.savepoint(if ok {
+                    "RELEASE SAVEPOINT darkroom_table"
+                } else {
+                    "ROLLBACK TO SAVEPOINT darkroom_table"
+                })
+                .await
+            }
+            Self::Mysql(_) | Self::Sqlite(_) => Ok(()),
+        }
+    }
+
     async fn close(self) {
         match self {
             Self::Postgres(c) => c.close().await,
@@ -280,17 +303,24 @@ pub async fn extract_source(
         if let Some(f) = &options.on_table {
             f(&report.warehouse_table, Arc::clone(&counter));
         }
-        let result = extract_table(
-            warehouse,
-            &mut connection,
-            source,
-            table,
-            date,
-            snapshot_at,
-            counter,
-            &mut report,
-        )
-        .await;
+        let mut result = connection.begin_table().await;
+        if result.is_ok() {
+            result = extract_table(
+                warehouse,
+                &mut connection,
+                source,
+                table,
+                date,
+                snapshot_at,
+                counter,
+                &mut report,
+            )
+            .await;
+            let ended = connection.end_table(result.is_ok()).await;
+            if result.is_ok() {
+                result = ended;
+            }
+        }
         report.seconds = started.elapsed().as_secs_f64();
         match result {
             Ok(()) => report.status = TableStatus::Loaded,
@@ -390,7 +420,12 @@ async fn extract_table(
             .completion(&target, &task)
             .await
             .map_err(|e| e.to_string())?
-            .and_then(|c| Watermark::from_fingerprint(&c.fingerprint))
+            .and_then(|c| {
+                let TableMode::Incremental { cursor, .. } = &table.mode else {
+                    return None;
+                };
+                Watermark::from_fingerprint(&c.fingerprint, cursor)
+            })
     } else {
         None
     };
@@ -497,9 +532,11 @@ async fn extract_table(
         match result {
             Ok(sink) => {
                 let watermark = sink.watermark().or(previous.clone());
+                let cursor = plan.cursor.map(|i| plan.read[i].name.as_str());
                 let fingerprint = plan::fingerprint(
                     snapshot_at,
                     shared.rows(),
+                    cursor,
                     watermark.as_ref(),
                     plan.since.as_ref(),
                 );
@@ -520,8 +557,12 @@ async fn extract_table(
     let written = writer
         .await
         .map_err(|e| format!("the warehouse writer stopped: {e}"))?;
-    // the reader's error is the cause; the writer's is then only "input failed"
-    let watermark = read?;
+    // the reader's error is the cause, and the writer's then only "input failed" — unless
+    // the writer stopped first, when its error is the cause
+    let watermark = match (read, &written) {
+        (Err(e), Err(w)) if e == writer_gone() => return Err(w.to_string()),
+        (read, _) => read?,
+    };
     let outcome = written.map_err(|e| e.to_string())?;
     report.rows = shared.rows();
     report.bytes = shared.bytes();

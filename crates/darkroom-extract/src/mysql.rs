@@ -89,6 +89,12 @@ fn my_error(e: &mysql_async::Error) -> String {
     e.to_string()
 }
 
+/// Quote one identifier (a column) for MySQL.
+fn quote_ident(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}
+
+/// Quote a table name (or `schema.name`) for MySQL.
 fn quote(name: &str) -> String {
     name.split('.')
         .map(|p| format!("`{}`", p.replace('`', "``")))
@@ -222,8 +228,8 @@ impl MySource {
                     .ok_or_else(|| format!("internal error: no decoder for column {}", c.name))
             })
             .collect::<Result<_, _>>()?;
-        let columns: Vec<String> = plan.read.iter().map(|c| quote(&c.name)).collect();
-        let where_clause = plan.where_clause(quote, |c, v| self.literal(c, v));
+        let columns: Vec<String> = plan.read.iter().map(|c| quote_ident(&c.name)).collect();
+        let where_clause = plan.where_clause(quote_ident, |c, v| self.literal(c, v));
         let sql = format!(
             "SELECT {} FROM {}{where_clause}",
             columns.join(", "),

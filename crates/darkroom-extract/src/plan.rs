@@ -52,9 +52,13 @@ impl Watermark {
         }
     }
 
-    /// The watermark recorded in a load's fingerprint, if any.
-    pub fn from_fingerprint(fingerprint: &str) -> Option<Self> {
+    /// The watermark recorded in a load's fingerprint, if it was taken on `cursor` (after the
+    /// cursor changes, the next load starts over).
+    pub fn from_fingerprint(fingerprint: &str, cursor: &str) -> Option<Self> {
         let v: serde_json::Value = serde_json::from_str(fingerprint).ok()?;
+        if v.get("cursor")?.as_str()? != cursor {
+            return None;
+        }
         let w = v.get("watermark")?;
         let value = w.get("value")?.as_i64()?;
         match w.get("type")?.as_str()? {
@@ -76,12 +80,14 @@ impl Watermark {
 pub fn fingerprint(
     snapshot_at: chrono::DateTime<chrono::Utc>,
     rows: u64,
+    cursor: Option<&str>,
     watermark: Option<&Watermark>,
     since: Option<&Since>,
 ) -> String {
     json!({
         "snapshot_at": snapshot_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
         "rows": rows,
+        "cursor": cursor,
         "watermark": watermark.map(Watermark::json),
         "since": since.map(|s| s.value.json()),
     })
@@ -176,6 +182,14 @@ impl TablePlan {
         let mut read = Vec::new();
         for c in &discovered.columns {
             if table.exclude.contains(&c.name) {
+                continue;
+            }
+            if c.name == EXTRACTED_AT || c.name == SNAPSHOT_DATE {
+                problems.push(format!(
+                    "column `{}` has the name of a column darkroom adds to every row; exclude \
+                     it, or rename it in a view",
+                    c.name
+                ));
                 continue;
             }
             match &c.ty {

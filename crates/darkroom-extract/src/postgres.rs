@@ -122,7 +122,12 @@ fn pg_error(e: &tokio_postgres::Error) -> String {
     }
 }
 
-/// Quote an identifier (or `schema.name`) for Postgres.
+/// Quote one identifier (a column) for Postgres.
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Quote a table name (or `schema.name`) for Postgres.
 fn quote(name: &str) -> String {
     name.split('.')
         .map(|p| format!("\"{}\"", p.replace('"', "\"\"")))
@@ -152,6 +157,14 @@ impl PgSource {
             tz: (tz != chrono_tz::UTC).then_some(tz),
             decoders: HashMap::new(),
         })
+    }
+
+    /// Run a SAVEPOINT statement.
+    pub async fn savepoint(&mut self, statement: &str) -> Result<(), String> {
+        self.client
+            .batch_execute(statement)
+            .await
+            .map_err(|e| pg_error(&e))
     }
 
     pub async fn close(self) {
@@ -241,12 +254,17 @@ impl PgSource {
         })
     }
 
-    fn literal(&self, column: &ReadColumn, value: &Watermark) -> String {
+    fn literal(&self, table: &str, column: &ReadColumn, value: &Watermark) -> String {
         match value {
             Watermark::Int(v) => v.to_string(),
             Watermark::Timestamp(us) => {
                 let utc = chrono::DateTime::from_timestamp_micros(*us).unwrap_or_default();
-                if column.db_type.contains("with time zone") {
+                // by the base type: a domain over timestamptz has its own name
+                let with_zone = matches!(
+                    self.decoders.get(&(table.to_string(), column.name.clone())),
+                    Some(PgDecode::TimestampTz)
+                );
+                if with_zone {
                     format!("'{}'::timestamptz", utc.format("%Y-%m-%d %H:%M:%S%.6f+00"))
                 } else {
                     let local = match self.tz {
@@ -274,12 +292,12 @@ impl PgSource {
                     .ok_or_else(|| format!("internal error: no decoder for column {}", c.name))
             })
             .collect::<Result<_, _>>()?;
-        let columns: Vec<String> = plan.read.iter().map(|c| quote(&c.name)).collect();
+        let columns: Vec<String> = plan.read.iter().map(|c| quote_ident(&c.name)).collect();
         let sql = format!(
             "COPY (SELECT {} FROM {}{}) TO STDOUT (FORMAT binary)",
             columns.join(", "),
             quote(&plan.table),
-            plan.where_clause(quote, |c, v| self.literal(c, v))
+            plan.where_clause(quote_ident, |c, v| self.literal(&plan.table, c, v))
         );
         tracing::debug!(%sql, "postgres copy");
         let stream = self
@@ -538,7 +556,9 @@ fn decode_value(
             if t == i64::MAX || t == i64::MIN {
                 return Err("the timestamp is ±infinity, which the warehouse cannot hold".into());
             }
-            let utc = t + PG_EPOCH_MICROS;
+            let utc = t
+                .checked_add(PG_EPOCH_MICROS)
+                .ok_or("the timestamp is beyond what the warehouse can hold")?;
             match (decode, tz) {
                 (PgDecode::Timestamp, Some(tz)) => {
                     let naive = chrono::DateTime::from_timestamp_micros(utc)

@@ -75,6 +75,12 @@ fn map_type(declared: &str) -> Result<Ty, String> {
     Err("no exact warehouse type".into())
 }
 
+/// Quote one identifier (a column) for SQLite.
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Quote a table name (or `schema.name`) for SQLite.
 fn quote(name: &str) -> String {
     name.split('.')
         .map(|p| format!("\"{}\"", p.replace('"', "\"\"")))
@@ -200,21 +206,23 @@ impl LiteSource {
         match value {
             Watermark::Int(v) => v.to_string(),
             Watermark::Timestamp(us) => {
-                let utc = chrono::DateTime::from_timestamp_micros(*us).unwrap_or_default();
+                // SQLite compares the stored text, which may be written in another zone
+                // (`Z`, an offset) or without a time: a day earlier than the bound is read
+                // too, whatever the form (the rows read again are merged, never duplicated)
+                let utc = chrono::DateTime::from_timestamp_micros(*us).unwrap_or_default()
+                    - chrono::Duration::days(1);
                 let wall = match tz {
                     Some(tz) => utc.with_timezone(&tz).naive_local(),
                     None => utc.naive_utc(),
                 };
-                // whole seconds, rounded down: text comparison then includes every row at or
-                // after the bound whatever fraction digits the rows carry
-                format!("'{}'", wall.format("%Y-%m-%d %H:%M:%S"))
+                format!("'{}'", wall.format("%Y-%m-%d"))
             }
         }
     }
 
     pub async fn read(&mut self, plan: &TablePlan, sink: BatchSink) -> Result<BatchSink, String> {
         let tz = self.tz;
-        let columns: Vec<String> = plan.read.iter().map(|c| quote(&c.name)).collect();
+        let columns: Vec<String> = plan.read.iter().map(|c| quote_ident(&c.name)).collect();
         let where_clause = plan.where_clause(quote, |_: &ReadColumn, v| Self::literal(tz, v));
         let sql = format!(
             "SELECT {} FROM {}{where_clause}",

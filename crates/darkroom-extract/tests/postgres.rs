@@ -501,3 +501,24 @@ async fn full_snapshot_history_keeps_one_partition_per_date() {
         "a re-run of a date replaces its partition"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_error_in_one_table_does_not_stop_the_next() {
+    let (url, _client) = database(
+        "server_error",
+        "CREATE TABLE a (id int PRIMARY KEY); INSERT INTO a VALUES (1);
+         CREATE TABLE b (id int PRIMARY KEY); INSERT INTO b VALUES (1), (2);",
+    )
+    .await;
+    let bench = Bench::new();
+    let source = bench.source(&source_toml(
+        &url,
+        "[[sources.tables]]\nname = \"a\"\nwhere = \"no_such_column > 0\"\n\
+         [[sources.tables]]\nname = \"b\"\n",
+    ));
+    let report = bench.extract(&source).await;
+    let error = report.tables[0].error.clone().unwrap();
+    assert!(error.contains("no_such_column"), "{error}");
+    assert_eq!(report.tables[1].status, TableStatus::Loaded, "{report:#?}");
+    assert_eq!(bench.rows("SELECT count(*) FROM raw_pg_b").await[0][0], "2");
+}

@@ -38,6 +38,19 @@ pub fn kind(url: &str) -> Result<darkroom_demo::DemoDatabase> {
     }
 }
 
+/// The demo replaces its own tables in the `--db` database, and refuses one that holds others.
+fn refuse_others(others: &[String]) -> Result<()> {
+    if others.is_empty() {
+        Ok(())
+    } else {
+        bail!(
+            "the database already holds other tables ({}): give --db an empty database made \
+             for the demo",
+            others.join(", ")
+        )
+    }
+}
+
 /// A column of a demo table: its name and its server type.
 struct Column {
     name: String,
@@ -142,10 +155,23 @@ async fn load_postgres(db: &rusqlite::Connection, url: &str) -> Result<u64> {
     let connection = tokio::spawn(connection);
     // the generator's timestamps are UTC
     client.batch_execute("SET TIME ZONE 'UTC'").await?;
+    // only a database that holds the demo's tables or nothing: never drop someone's data
+    let others: Vec<String> = client
+        .query(
+            "SELECT table_name::text FROM information_schema.tables \
+              WHERE table_schema = current_schema()",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .filter(|t| !TABLES.contains(&t.as_str()))
+        .collect();
+    refuse_others(&others)?;
     let mut total = 0;
     for table in TABLES.iter().rev() {
         client
-            .batch_execute(&format!("DROP TABLE IF EXISTS {table} CASCADE"))
+            .batch_execute(&format!("DROP TABLE IF EXISTS {table}"))
             .await?;
     }
     for table in TABLES {
@@ -196,6 +222,18 @@ async fn load_mysql(db: &rusqlite::Connection, url: &str) -> Result<u64> {
         .map_err(|e| anyhow!("cannot connect: {e}"))?;
     conn.query_drop("SET NAMES utf8mb4").await?;
     conn.query_drop("SET SESSION time_zone = '+00:00'").await?;
+    // a backslash is an ordinary character in the literals below, whatever the server's mode
+    conn.query_drop("SET SESSION sql_mode = CONCAT(@@sql_mode, ',NO_BACKSLASH_ESCAPES')")
+        .await?;
+    let others: Vec<String> = conn
+        .query::<String, _>(
+            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()",
+        )
+        .await?
+        .into_iter()
+        .filter(|t| !TABLES.contains(&t.as_str()))
+        .collect();
+    refuse_others(&others)?;
     let mut total = 0;
     for table in TABLES.iter().rev() {
         conn.query_drop(format!("DROP TABLE IF EXISTS {table}"))
@@ -214,7 +252,7 @@ async fn load_mysql(db: &rusqlite::Connection, url: &str) -> Result<u64> {
                         .iter()
                         .map(|v| match v {
                             None => "NULL".into(),
-                            Some(s) => format!("'{}'", s.replace('\\', "\\\\").replace('\'', "''")),
+                            Some(s) => format!("'{}'", s.replace('\'', "''")),
                         })
                         .collect();
                     format!("({})", fields.join(","))

@@ -316,3 +316,28 @@ pub fn mariadb_database(name: &str) -> String {
     );
     format!("{}/{name}", server.base_url)
 }
+
+/// Run SQL in a database of this binary's PostgreSQL (with psql).
+pub fn postgres_sql(database: &str, sql: &str) {
+    let server = postgres();
+    run(
+        Command::new(postgres_bin().join("psql"))
+            .args([
+                "-X",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "darkroom",
+            ])
+            .arg("-p")
+            .arg(server.port.to_string())
+            .arg("-d")
+            .arg(database)
+            .arg("-c")
+            .arg(sql),
+        "psql",
+    );
+}

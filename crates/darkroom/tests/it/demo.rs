@@ -549,3 +549,20 @@ fn demo_db_loads_postgres_and_extracts_it_row_for_row() {
 fn demo_db_loads_mariadb_and_extracts_it_row_for_row() {
     demo_with_server(&servers::mariadb_database("demo"));
 }
+
+#[test]
+fn demo_db_refuses_a_database_that_holds_other_tables() {
+    let url = servers::postgres_database("not_for_demo");
+    servers::postgres_sql("not_for_demo", "CREATE TABLE accounts (id int)");
+    let tmp = tempfile::tempdir().unwrap();
+    let run = demo(
+        &tmp.path().join("demo"),
+        &["--days", "2", "--users", "50", "--db", &url, "--no-run"],
+    );
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("already holds other tables (accounts)"),
+        "{}",
+        run.stderr
+    );
+}
