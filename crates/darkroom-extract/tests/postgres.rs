@@ -522,3 +522,37 @@ async fn a_server_error_in_one_table_does_not_stop_the_next() {
     assert_eq!(report.tables[1].status, TableStatus::Loaded, "{report:#?}");
     assert_eq!(bench.rows("SELECT count(*) FROM raw_pg_b").await[0][0], "2");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_stopped_mid_extract_leaves_the_previous_version_intact() {
+    // a server of this test's own: it is stopped halfway through a COPY
+    let server = common::own_postgres();
+    let url = format!("{}/postgres", server.base_url);
+    let client = connect(&url).await;
+    client
+        .batch_execute(
+            "CREATE TABLE big (id bigint PRIMARY KEY, payload text);
+             INSERT INTO big SELECT g, repeat('y', 40) FROM generate_series(1, 400000) g;",
+        )
+        .await
+        .unwrap();
+    let bench = Bench::new();
+    let source = bench.source(&source_toml(&url, "[[sources.tables]]\nname = \"big\"\n"));
+    loaded(&bench.extract(&source).await);
+    let version = bench.version("raw_pg_big").await;
+
+    let extract = bench.extract(&source);
+    let stopper = async {
+        wait_for_copy(&client, "big").await;
+        server.stop_postgres_now();
+    };
+    let (report, ()) = tokio::join!(extract, stopper);
+    let t = only(&report);
+    assert_eq!(t.status, TableStatus::Failed, "{t:?}");
+    assert_eq!(bench.version("raw_pg_big").await, version, "no commit");
+    assert_eq!(
+        bench.rows("SELECT count(*) FROM raw_pg_big").await[0][0],
+        "400000",
+        "the previous copy, whole"
+    );
+}

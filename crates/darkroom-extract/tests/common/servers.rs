@@ -95,6 +95,27 @@ pub fn postgres() -> &'static Server {
     PG.get_or_init(start_postgres)
 }
 
+/// A PostgreSQL server of the caller's own, for a test that stops it.
+pub fn own_postgres() -> Server {
+    start_postgres()
+}
+
+impl Server {
+    /// Stop a PostgreSQL server at once, as a crash or `pg_ctl stop -m immediate` would
+    /// (SIGQUIT to the postmaster: every connection is cut).
+    pub fn stop_postgres_now(&self) {
+        let pid_file = self.dir.join("data").join("postmaster.pid");
+        let pid = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|t| t.lines().next().map(str::to_string))
+            .unwrap_or_else(|| panic!("no pid in {}", pid_file.display()));
+        run(
+            Command::new("kill").args(["-QUIT", &pid]),
+            "kill -QUIT postgres",
+        );
+    }
+}
+
 fn start_postgres() -> Server {
     let bin = postgres_bin();
     let dir = tempfile::Builder::new()
