@@ -89,17 +89,14 @@ fn my_error(e: &mysql_async::Error) -> String {
     e.to_string()
 }
 
-/// Quote one identifier (a column) for MySQL.
+/// Quote one identifier (a column).
 fn quote_ident(name: &str) -> String {
-    format!("`{}`", name.replace('`', "``"))
+    crate::plan::quote_ident(name, '`')
 }
 
-/// Quote a table name (or `schema.name`) for MySQL.
+/// Quote a table name (or `schema.name`).
 fn quote(name: &str) -> String {
-    name.split('.')
-        .map(|p| format!("`{}`", p.replace('`', "``")))
-        .collect::<Vec<_>>()
-        .join(".")
+    crate::plan::quote_table(name, '`')
 }
 
 fn text(row: &Row, i: usize) -> Option<String> {

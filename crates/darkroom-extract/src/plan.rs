@@ -423,3 +423,29 @@ impl TablePlan {
         }
     }
 }
+
+/// One identifier (a column) in quotes `q` (`"` or a backtick), the quote doubled inside.
+pub fn quote_ident(name: &str, q: char) -> String {
+    let doubled: String = [q, q].iter().collect();
+    format!("{q}{}{q}", name.replace(q, &doubled))
+}
+
+/// A table name, or `schema.name`, each part quoted with `q`.
+pub fn quote_table(name: &str, q: char) -> String {
+    name.split('.')
+        .map(|p| quote_ident(p, q))
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{quote_ident, quote_table};
+
+    #[test]
+    fn identifiers_are_quoted_whole_and_tables_by_part() {
+        assert_eq!(quote_ident("a.b", '"'), "\"a.b\"");
+        assert_eq!(quote_ident("we\"ird", '"'), "\"we\"\"ird\"");
+        assert_eq!(quote_table("public.users", '`'), "`public`.`users`");
+    }
+}

@@ -122,17 +122,14 @@ fn pg_error(e: &tokio_postgres::Error) -> String {
     }
 }
 
-/// Quote one identifier (a column) for Postgres.
+/// Quote one identifier (a column).
 fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
+    crate::plan::quote_ident(name, '"')
 }
 
-/// Quote a table name (or `schema.name`) for Postgres.
+/// Quote a table name (or `schema.name`).
 fn quote(name: &str) -> String {
-    name.split('.')
-        .map(|p| format!("\"{}\"", p.replace('"', "\"\"")))
-        .collect::<Vec<_>>()
-        .join(".")
+    crate::plan::quote_table(name, '"')
 }
 
 impl PgSource {

@@ -75,17 +75,14 @@ fn map_type(declared: &str) -> Result<Ty, String> {
     Err("no exact warehouse type".into())
 }
 
-/// Quote one identifier (a column) for SQLite.
+/// Quote one identifier (a column).
 fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
+    crate::plan::quote_ident(name, '"')
 }
 
-/// Quote a table name (or `schema.name`) for SQLite.
+/// Quote a table name (or `schema.name`).
 fn quote(name: &str) -> String {
-    name.split('.')
-        .map(|p| format!("\"{}\"", p.replace('"', "\"\"")))
-        .collect::<Vec<_>>()
-        .join(".")
+    crate::plan::quote_table(name, '"')
 }
 
 /// The database file a URL names: `sqlite://PATH` or a path, relative to the project.

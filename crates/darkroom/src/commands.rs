@@ -79,22 +79,33 @@ fn validate(explicit: Option<&std::path::Path>, json: bool) -> Result<u8> {
     })
 }
 
+/// `no source named `x` in darkroom.toml; sources: a, b`.
+fn no_such_source<'a>(
+    project: &darkroom_config::Project,
+    what: &str,
+    name: &str,
+    names: impl Iterator<Item = &'a str>,
+) -> anyhow::Error {
+    let names: Vec<&str> = names.collect();
+    anyhow!(
+        "no {what} named `{name}` in {}; {what}s: {}",
+        project.file.path.display(),
+        if names.is_empty() {
+            "(none)".to_string()
+        } else {
+            names.join(", ")
+        }
+    )
+}
+
 async fn extract(explicit: Option<&std::path::Path>, args: ExtractArgs) -> Result<u8> {
     let project = project::load(explicit)?;
     let sources: Vec<&darkroom_config::DatabaseSourceConfig> = match &args.source {
         None => project.databases.iter().collect(),
         Some(name) => {
             let source = project.database(name).ok_or_else(|| {
-                let names: Vec<&str> = project.databases.iter().map(|s| s.name()).collect();
-                anyhow!(
-                    "no database source named `{name}` in {}; database sources: {}",
-                    project.file.path.display(),
-                    if names.is_empty() {
-                        "(none)".to_string()
-                    } else {
-                        names.join(", ")
-                    }
-                )
+                let names = project.databases.iter().map(|s| s.name());
+                no_such_source(&project, "database source", name, names)
             })?;
             vec![source]
         }
@@ -231,16 +242,8 @@ async fn ingest(explicit: Option<&std::path::Path>, args: IngestArgs) -> Result<
     } else {
         let name = args.source.as_deref().unwrap_or_default();
         let source = project.source(name).ok_or_else(|| {
-            let names: Vec<&str> = project.sources.iter().map(|s| s.name()).collect();
-            anyhow!(
-                "no source named `{name}` in {}; sources: {}",
-                project.file.path.display(),
-                if names.is_empty() {
-                    "(none)".to_string()
-                } else {
-                    names.join(", ")
-                }
-            )
+            let names = project.sources.iter().map(|s| s.name());
+            no_such_source(&project, "source", name, names)
         })?;
         vec![source]
     };
