@@ -30,6 +30,13 @@ impl Warehouse {
     /// Delete a table and every file under it (for scratch tables such as a merge's staged
     /// rows). Nothing happens when it does not exist.
     pub async fn drop_table(&self, name: &str) -> Result<()> {
+        // the table's own folder only: an empty or nested name could reach the warehouse root
+        if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
+            return Err(StorageError::InvalidWrite {
+                table: name.to_string(),
+                message: "not a table name; nothing was deleted".into(),
+            });
+        }
         let lock = self.write_lock(name);
         let _writing = lock.lock().await;
         let handle = self.table_handle(name)?;

@@ -257,3 +257,24 @@ async fn a_deferred_fingerprint_is_recorded_and_an_unset_one_commits_nothing() {
     assert_eq!(recorded.fingerprint, "late");
     assert_eq!(count(&w, "SELECT count(*) FROM t").await, 5);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_a_table_deletes_only_that_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = Warehouse::open(StorageSettings::local(dir.path())).unwrap();
+    w.replace_partition(write("keep", 100, 0..10, "fp"))
+        .await
+        .unwrap();
+    w.replace_partition(write("_staging_x", 100, 0..5, "fp"))
+        .await
+        .unwrap();
+    w.drop_table("_staging_x").await.unwrap();
+    assert!(w.table("_staging_x").await.unwrap().is_none());
+    assert_eq!(w.list_tables().await.unwrap(), vec!["keep"]);
+    assert_eq!(count(&w, "SELECT count(*) FROM keep").await, 10);
+    for bad in ["", "../keep", "a/b", "."] {
+        assert!(w.drop_table(bad).await.is_err(), "{bad:?} refused");
+    }
+    assert_eq!(count(&w, "SELECT count(*) FROM keep").await, 10);
+    w.drop_table("never_existed").await.unwrap();
+}
