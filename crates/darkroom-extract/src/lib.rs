@@ -133,13 +133,11 @@ pub struct SourceReport {
     /// When the snapshot was taken (UTC, RFC 3339).
     pub snapshot_at: String,
     pub tables: Vec<TableReport>,
-    /// A failure of the source as a whole (cannot connect).
-    pub error: Option<String>,
 }
 
 impl SourceReport {
     pub fn is_ok(&self) -> bool {
-        self.error.is_none() && self.tables.iter().all(|t| t.status == TableStatus::Loaded)
+        self.tables.iter().all(|t| t.status == TableStatus::Loaded)
     }
 }
 
@@ -341,7 +339,6 @@ pub async fn extract_source(
         date,
         snapshot_at: snapshot_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
         tables: reports,
-        error: None,
     })
 }
 
@@ -572,7 +569,14 @@ async fn extract_table(
     if merge {
         let fingerprint = outcome.completion.fingerprint.clone();
         let merged = warehouse
-            .merge_from(&target, &write_table, &plan.key, &task, fingerprint)
+            .merge_from(
+                &target,
+                &write_table,
+                &plan.key,
+                &task,
+                fingerprint,
+                outcome.rows,
+            )
             .await
             .map_err(|e| e.to_string())?;
         report.table_version = Some(merged.table_version);

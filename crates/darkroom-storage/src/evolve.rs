@@ -101,7 +101,8 @@ impl Warehouse {
 
     /// Upsert the rows of table `staging` into table `target` on `key`: a target row whose key
     /// matches is replaced by the staged row, a staged row with a new key is inserted. One
-    /// commit, which also records `task` complete with `fingerprint`.
+    /// commit, which also records `task` complete with `fingerprint` and `rows` (the staged
+    /// rows, known to whoever staged them).
     ///
     /// Both tables must have the same columns; the staged rows must be unique on `key`.
     pub async fn merge_from(
@@ -111,6 +112,7 @@ impl Warehouse {
         key: &[String],
         task: &str,
         fingerprint: String,
+        rows: u64,
     ) -> Result<WriteOutcome> {
         let invalid = |message: String| StorageError::InvalidWrite {
             table: target.to_string(),
@@ -153,12 +155,6 @@ impl Warehouse {
             .table(staging)
             .await
             .map_err(|e| StorageError::datafusion(format!("reading table {staging}"), e))?;
-        let rows = source
-            .clone()
-            .count()
-            .await
-            .map_err(|e| StorageError::datafusion(format!("counting table {staging}"), e))?
-            as u64;
         let quoted = |prefix: &str, c: &str| col(format!("{prefix}.\"{c}\""));
         let predicate = key
             .iter()
