@@ -43,6 +43,11 @@ pub struct WarehouseConfig {
     /// A folder (relative to the project) or `s3://bucket/prefix`.
     #[serde(default = "default_location")]
     pub location: Spanned<String>,
+    /// Where `--target dev` builds models (a folder or `s3://...`): trying an edited model
+    /// never touches the tables everyone reads. Default: `warehouse-dev` beside a local
+    /// warehouse; required for an S3 warehouse.
+    #[serde(default)]
+    pub dev_location: Option<Spanned<String>>,
     /// S3 settings; each falls back to the standard `AWS_*` environment variables.
     #[serde(default)]
     pub s3: Option<S3Config>,
@@ -52,6 +57,7 @@ impl Default for WarehouseConfig {
     fn default() -> Self {
         Self {
             location: default_location(),
+            dev_location: None,
             s3: None,
         }
     }

@@ -54,6 +54,9 @@ pub struct Warehouse {
     /// in parallel), so concurrent ingests of several sources never race on the shared
     /// ledger's commits.
     writing: Arc<std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+    /// A warehouse read for tables this one does not hold (a development target reads the
+    /// production tables it has not built itself); never written.
+    fallback: Option<Box<Warehouse>>,
 }
 
 impl std::fmt::Debug for Warehouse {
@@ -95,7 +98,30 @@ impl Warehouse {
             shared: Arc::new(tokio::sync::Mutex::new(None)),
             opened: Arc::new(tokio::sync::Mutex::new(HashMap::new())),
             writing: Arc::default(),
+            fallback: None,
         })
+    }
+
+    /// Read `fallback`'s tables wherever this warehouse has no table of that name (sessions
+    /// only: writes, completions and `table()` stay this warehouse's own).
+    pub fn with_fallback(mut self, fallback: Warehouse) -> Self {
+        self.fallback = Some(Box::new(fallback));
+        self
+    }
+
+    /// Register the fallback's tables that this warehouse does not hold.
+    async fn register_fallback(&self, ctx: &SessionContext, own: &[String]) -> Result<()> {
+        if let Some(fallback) = &self.fallback {
+            for name in fallback.list_tables().await? {
+                if own.contains(&name) {
+                    continue;
+                }
+                if let Some(table) = fallback.table(&name).await? {
+                    fallback.register(ctx, &name, &table).await?;
+                }
+            }
+        }
+        Ok(())
     }
 
     pub fn location(&self) -> &Location {
@@ -227,12 +253,29 @@ impl Warehouse {
             return Ok(ctx.clone());
         }
         let ctx = session::new_context();
-        for name in self.list_tables().await? {
-            if let Some(table) = self.table(&name).await? {
-                self.register(&ctx, &name, &table).await?;
+        let own = self.list_tables().await?;
+        for name in &own {
+            if let Some(table) = self.table(name).await? {
+                self.register(&ctx, name, &table).await?;
             }
         }
+        self.register_fallback(&ctx, &own).await?;
         *shared = Some(ctx.clone());
+        Ok(ctx)
+    }
+
+    /// A session of its own, not shared with other readers: every warehouse table registered
+    /// at its latest version. For work that registers names of its own (planning models
+    /// against their future schemas) without showing them to anyone else.
+    pub async fn private_session(&self) -> Result<SessionContext> {
+        let ctx = session::new_context();
+        let own = self.list_tables().await?;
+        for name in &own {
+            if let Some(table) = self.table(name).await? {
+                self.register(&ctx, name, &table).await?;
+            }
+        }
+        self.register_fallback(&ctx, &own).await?;
         Ok(ctx)
     }
 

@@ -12,9 +12,11 @@ use crate::{Result, StorageError, TableInfo, Warehouse};
 /// A new session: information_schema on, identifiers case-insensitive as in Postgres, and file
 /// paths accepted as tables in `FROM` (Parquet, CSV, JSON lines), as analysts do with DuckDB.
 pub(crate) fn new_context() -> SessionContext {
-    let config = SessionConfig::new()
+    let mut config = SessionConfig::new()
         .with_information_schema(true)
         .with_create_default_catalog_and_schema(true);
+    // errors carry the line and column of the SQL they point at
+    config.options_mut().sql_parser.collect_spans = true;
     SessionContext::new_with_config(config).enable_url_table()
 }
 

@@ -26,7 +26,7 @@ use deltalake::TableProperty;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::kernel::scalars::ScalarExt;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties, TableReference};
-use deltalake::kernel::{Action, StructType, Transaction};
+use deltalake::kernel::{Action, MetadataExt, StructType, Transaction};
 use deltalake::operations::create::CreateBuilder;
 use deltalake::operations::get_num_idx_cols_and_stats_columns;
 use deltalake::operations::write::writer::{PartitionWriter, PartitionWriterConfig};
@@ -336,6 +336,24 @@ impl Warehouse {
     /// must belong to the partition); only then does one commit remove the partition's old
     /// files, add the new ones and record the task's application transaction.
     pub async fn replace_partition(&self, write: PartitionWrite) -> Result<WriteOutcome> {
+        self.replace(write, false).await
+    }
+
+    /// Replace every row of an unpartitioned table (`partition_columns` and `partition`
+    /// empty) in one commit that also records the task complete. Unlike a partition write,
+    /// the rows may bring a new schema: the same commit changes the table's schema, so
+    /// readers see the old rows with the old columns or the new rows with the new ones.
+    pub async fn replace_table(&self, write: PartitionWrite) -> Result<WriteOutcome> {
+        if !write.partition_columns.is_empty() || !write.partition.is_empty() {
+            return Err(StorageError::InvalidWrite {
+                table: write.table,
+                message: "replace_table writes an unpartitioned table whole".into(),
+            });
+        }
+        self.replace(write, true).await
+    }
+
+    async fn replace(&self, write: PartitionWrite, new_schema: bool) -> Result<WriteOutcome> {
         let PartitionWrite {
             table: name,
             partition_columns,
@@ -361,7 +379,24 @@ impl Warehouse {
             .snapshot()
             .map_err(|e| StorageError::delta(&name, e))?
             .clone();
-        check_schema(&state, &schema, &partition_columns).map_err(&invalid)?;
+        let mut metadata = None;
+        if let Err(problem) = check_schema(&state, &schema, &partition_columns) {
+            if !new_schema || state.metadata().partition_columns() != partition_columns {
+                return Err(invalid(problem));
+            }
+            let fields: StructType = schema.as_ref().try_into_kernel().map_err(|e| {
+                invalid(format!(
+                    "the rows have a type Delta tables cannot hold: {e}"
+                ))
+            })?;
+            metadata = Some(
+                state
+                    .metadata()
+                    .clone()
+                    .with_schema(&fields)
+                    .map_err(|e| invalid(format!("cannot record the new schema: {e}")))?,
+            );
+        }
         let txn_version = state
             .transaction_version(table.log_store().as_ref(), app_id(&task))
             .await
@@ -410,7 +445,8 @@ impl Warehouse {
             invalid("the input ended before its fingerprint was set; nothing was committed".into())
         })?;
 
-        let mut actions: Vec<Action> = adds.into_iter().map(Action::Add).collect();
+        let mut actions: Vec<Action> = metadata.into_iter().map(Action::Metadata).collect();
+        actions.extend(adds.into_iter().map(Action::Add));
         let mut files = state
             .snapshot()
             .file_views(table.log_store().as_ref(), None);

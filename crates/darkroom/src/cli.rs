@@ -15,6 +15,7 @@ Start here:
   darkroom validate                 check darkroom.toml, every problem at once
   darkroom ingest web --date 2026-01-31
   darkroom tables                   what the warehouse holds
+  darkroom build                    build the SQL models (models/**/*.sql)
   darkroom query \"SELECT status, count(*) FROM raw_web GROUP BY 1\"";
 
 /// Darkroom: a self-hosted analytics warehouse in one binary.
@@ -86,6 +87,40 @@ pub enum Command {
     /// dropped, renamed or retyped stops that table's load with the column named. A table that
     /// fails leaves its previous version untouched; the others carry on (exit code 1).
     Extract(ExtractArgs),
+
+    /// Build the SQL models (models/**/*.sql) into the warehouse, in dependency order.
+    ///
+    /// Every model is first rendered and planned against the warehouse (a missing model,
+    /// source or column is reported for every model at once, with file and line, and nothing
+    /// runs). Then each selected model is materialised: `table` rebuilt and swapped in by one
+    /// commit, `view` registered, `incremental` replaces exactly the partition of --date,
+    /// `snapshot` records type-2 history. A model whose upstream failed is skipped; the others
+    /// still build (exit code 1 if any failed).
+    #[command(after_help = BUILD_AFTER_HELP)]
+    Build(BuildArgs),
+
+    /// Print a model's final SQL, as it runs for a date (templates rendered, refs resolved).
+    Compile {
+        /// The model (its file name without .sql).
+        model: String,
+        /// The run date the template sees (default yesterday in the project time zone).
+        #[arg(long)]
+        date: Option<NaiveDate>,
+        /// A template variable, var('name') (repeatable): --var name=value.
+        #[arg(long = "var", value_name = "NAME=VALUE")]
+        vars: Vec<String>,
+    },
+
+    /// Write the model catalogue: tables, grain, owners, columns with types and docs, and
+    /// lineage (model and column level) as static HTML and JSON.
+    Docs {
+        /// Where to write index.html and catalog.json (default: target/docs in the project).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Also print the catalogue as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
 
     /// Run one SQL statement over the warehouse and print the rows.
     ///
@@ -199,6 +234,35 @@ pub struct ExtractArgs {
     #[arg(long)]
     pub date: Option<NaiveDate>,
     /// Print the reports as JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+const BUILD_AFTER_HELP: &str = "\
+Selecting (--select, repeatable): NAME one model; NAME+ it and everything downstream; +NAME it
+and everything it reads; +NAME+ both.
+
+Examples:
+  darkroom build                                  every model, for yesterday
+  darkroom build --select stg_pageviews+ --date 2026-01-31
+  darkroom build --target dev --select fct_events try an edit without touching shared tables";
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Models to build (NAME, NAME+, +NAME); default every model.
+    #[arg(long = "select", short = 's', value_name = "MODEL")]
+    pub select: Vec<String>,
+    /// The run date: the partition incremental models replace, the day snapshots record.
+    /// Default: yesterday in the project's time zone.
+    #[arg(long)]
+    pub date: Option<NaiveDate>,
+    /// Where to build: prod (the shared warehouse) or dev ([warehouse] dev_location).
+    #[arg(long, value_enum, default_value_t = crate::project::Target::Prod)]
+    pub target: crate::project::Target,
+    /// A template variable, var('name') (repeatable): --var name=value.
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    pub vars: Vec<String>,
+    /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
 }

@@ -23,6 +23,11 @@ pub async fn run(cli: Cli) -> Result<u8> {
             query(explicit, &sql, if json { Format::Json } else { format }).await
         }
         Command::Tables { json } => tables(explicit, json).await,
+        Command::Build(args) => crate::models::build(explicit, args).await,
+        Command::Compile { model, date, vars } => {
+            crate::models::compile(explicit, &model, date, &vars)
+        }
+        Command::Docs { out, json } => crate::models::docs(explicit, out.as_deref(), json).await,
     }
 }
 
@@ -48,6 +53,9 @@ fn validate(explicit: Option<&std::path::Path>, json: bool) -> Result<u8> {
         for d in darkroom_sources::validate(project).iter() {
             problems.push(d.clone());
         }
+        // models: names, templates, settings, sources, refs and cycles (their columns are
+        // checked against the warehouse by `darkroom build`)
+        darkroom_models::Models::load(project, &mut problems);
     }
     problems.sort();
     if json {
@@ -611,7 +619,12 @@ fn print_report(r: &IngestReport) {
 async fn query(explicit: Option<&std::path::Path>, sql: &str, format: Format) -> Result<u8> {
     let project = project::load(explicit)?;
     let warehouse = project::warehouse(&project)?;
-    let result = warehouse.query(sql).await.map_err(|e| {
+    // the models' views and functions are there too; a model with a problem is left out
+    // (`darkroom build` reports it)
+    let mut ignored = darkroom_config::Diagnostics::default();
+    let models = darkroom_models::Models::load(&project, &mut ignored);
+    let ctx = darkroom_models::build::prepare_session(&project, &models, &warehouse).await?;
+    let result = darkroom_storage::run_sql(&ctx, sql).await.map_err(|e| {
         let text = e.to_string();
         if text.contains("not found") && text.contains("table") {
             anyhow!("{text}\nhint: {}", darkroom_storage::file_table_hint())

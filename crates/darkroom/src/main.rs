@@ -4,6 +4,7 @@
 mod cli;
 mod commands;
 mod demo_db;
+mod models;
 mod output;
 mod progress;
 mod project;

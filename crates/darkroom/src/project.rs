@@ -60,3 +60,48 @@ pub fn warehouse(project: &Project) -> Result<Warehouse> {
     };
     Ok(Warehouse::open(StorageSettings { location, options })?)
 }
+
+/// Where `darkroom build` writes: the shared warehouse, or a development one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Target {
+    /// The warehouse everyone reads.
+    #[default]
+    Prod,
+    /// `[warehouse] dev_location` (default `warehouse-dev`): models are built there and read
+    /// the production tables they do not build themselves.
+    Dev,
+}
+
+/// Open the warehouse a target builds into. A dev warehouse reads production tables it does
+/// not hold itself.
+pub fn target_warehouse(project: &Project, target: Target) -> Result<Warehouse> {
+    let prod = warehouse(project)?;
+    if target == Target::Prod {
+        return Ok(prod);
+    }
+    let text = match &project.warehouse.dev_location {
+        Some(l) => l.get_ref().clone(),
+        None => match prod.location() {
+            Location::Local(_) => "warehouse-dev".to_string(),
+            Location::Remote(_) => {
+                return Err(anyhow!(
+                    "--target dev needs [warehouse] dev_location in {} for an S3 warehouse \
+                     (e.g. \"s3://bucket/dev\")",
+                    project.file.path.display()
+                ));
+            }
+        },
+    };
+    let location = Location::parse(&text, &project.root)?;
+    if location.to_string() == prod.location().to_string() {
+        return Err(anyhow!(
+            "[warehouse] dev_location is the production location ({location}); a development \
+             target must build somewhere else"
+        ));
+    }
+    let options = match location {
+        Location::Remote(_) => s3_options(project),
+        Location::Local(_) => HashMap::new(),
+    };
+    Ok(Warehouse::open(StorageSettings { location, options })?.with_fallback(prod))
+}

@@ -1,0 +1,511 @@
+//! Building models: each selected model, in dependency order, materialised as its settings
+//! say. A model whose upstream failed is skipped with the reason; independent models still
+//! build.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::NaiveDate;
+use darkroom_config::{Diagnostics, Project};
+use darkroom_storage::{PartitionWrite, Warehouse, WriteOutcome};
+use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, new_null_array};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Field, SchemaRef};
+use datafusion::catalog::view::ViewTable;
+use datafusion::common::ScalarValue;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::prelude::SessionContext;
+use futures::StreamExt;
+use serde::Serialize;
+
+use crate::check::check;
+use crate::functions::{self, UNKNOWN_KEY};
+use crate::model::{Materialized, Model};
+use crate::template::{RenderContext, quote, render};
+use crate::{Models, snapshot, template_error};
+
+/// What to build.
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// The run date: the partition incremental models build, the day snapshots record.
+    pub date: Option<NaiveDate>,
+    /// `--select` entries (`name`, `name+`, `+name`); empty: every model.
+    pub select: Vec<String>,
+    /// `--var name=value`.
+    pub vars: BTreeMap<String, String>,
+}
+
+/// How one model's build went.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelReport {
+    pub model: String,
+    pub materialized: &'static str,
+    /// `built`, `failed` or `skipped`.
+    pub status: &'static str,
+    /// The partition written (`event_date=2026-01-31`), for incremental models.
+    pub partition: Option<String>,
+    pub rows: Option<u64>,
+    pub table_version: Option<u64>,
+    /// Rows whose `*_key` column points at a dimension's unknown member (-1), per column:
+    /// facts kept although their dimension row does not exist (yet).
+    pub unknown_keys: BTreeMap<String, u64>,
+    /// For snapshots: versions opened and closed by this run.
+    pub snapshot: Option<snapshot::SnapshotChanges>,
+    pub seconds: f64,
+    pub error: Option<String>,
+}
+
+/// How a build went.
+#[derive(Debug, Clone, Serialize)]
+pub struct BuildReport {
+    pub date: NaiveDate,
+    pub models: Vec<ModelReport>,
+}
+
+impl BuildReport {
+    pub fn failed(&self) -> usize {
+        self.models.iter().filter(|m| m.status == "failed").count()
+    }
+    pub fn skipped(&self) -> usize {
+        self.models.iter().filter(|m| m.status == "skipped").count()
+    }
+}
+
+/// Errors that stop a build before any model runs.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("{0}\n{n} problem(s) in the models; nothing was built", n = .0.len())]
+    Invalid(Diagnostics),
+    #[error("{0}")]
+    Select(String),
+    #[error(transparent)]
+    Storage(#[from] darkroom_storage::StorageError),
+}
+
+/// The date a build runs for when none is given: yesterday in the project's time zone.
+pub fn default_date(project: &Project) -> NaiveDate {
+    let today = chrono::Utc::now()
+        .with_timezone(&project.timezone())
+        .date_naive();
+    today.pred_opt().unwrap_or(today)
+}
+
+/// Check every model, then build the selected ones in order. `progress` hears each model as
+/// it starts.
+pub async fn build(
+    project: &Project,
+    models: &Models,
+    warehouse: &Warehouse,
+    options: &BuildOptions,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<BuildReport, BuildError> {
+    let date = options.date.unwrap_or_else(|| default_date(project));
+    let selected = models
+        .graph
+        .select(&models.models, &options.select)
+        .map_err(BuildError::Select)?;
+    let mut diags = Diagnostics::default();
+    check(project, models, warehouse, date, &options.vars, &mut diags).await;
+    if !diags.is_empty() {
+        diags.sort();
+        return Err(BuildError::Invalid(diags));
+    }
+    let ctx = prepare_session(project, models, warehouse).await?;
+    let mut reports: Vec<ModelReport> = Vec::new();
+    let mut failed: BTreeMap<usize, String> = BTreeMap::new();
+    for &i in &selected {
+        let model = &models.models[i];
+        progress(&model.name);
+        let start = Instant::now();
+        let mut report = ModelReport {
+            model: model.name.clone(),
+            materialized: model.settings.materialized.name(),
+            status: "built",
+            partition: None,
+            rows: None,
+            table_version: None,
+            unknown_keys: BTreeMap::new(),
+            snapshot: None,
+            seconds: 0.0,
+            error: None,
+        };
+        if let Some((up, _)) = models.graph.upstream[i]
+            .iter()
+            .find_map(|u| failed.get(u).map(|why| (*u, why)))
+        {
+            report.status = "skipped";
+            report.error = Some(format!(
+                "upstream model `{}` failed",
+                models.models[up].name
+            ));
+            failed.insert(i, "skipped".into());
+            reports.push(report);
+            continue;
+        }
+        match build_one(
+            project,
+            model,
+            warehouse,
+            &ctx,
+            date,
+            &options.vars,
+            &mut report,
+        )
+        .await
+        {
+            Ok(()) => {}
+            Err(e) => {
+                report.status = "failed";
+                report.error = Some(e.clone());
+                failed.insert(i, e);
+            }
+        }
+        report.seconds = start.elapsed().as_secs_f64();
+        reports.push(report);
+    }
+    Ok(BuildReport {
+        date,
+        models: reports,
+    })
+}
+
+/// The warehouse's shared session with Darkroom's functions and the project's views
+/// registered (views rendered for the default date), as readers of the models need it.
+pub async fn prepare_session(
+    project: &Project,
+    models: &Models,
+    warehouse: &Warehouse,
+) -> Result<SessionContext, darkroom_storage::StorageError> {
+    let ctx = warehouse.session().await?;
+    functions::register(&ctx);
+    let date = default_date(project);
+    for &i in &models.graph.order {
+        let model = &models.models[i];
+        if model.settings.materialized != Materialized::View {
+            continue;
+        }
+        let render_ctx = RenderContext {
+            project,
+            run_date: date,
+            is_incremental: false,
+            vars: BTreeMap::new(),
+        };
+        // a view that cannot be registered now is reported when it is checked or built
+        if let Ok(rendered) = render(&model.name, &model.source.text, &render_ctx) {
+            let _ = register_view(&ctx, &model.name, &rendered.sql).await;
+        }
+    }
+    Ok(ctx)
+}
+
+async fn register_view(ctx: &SessionContext, name: &str, sql: &str) -> Result<(), String> {
+    let plan = ctx
+        .state()
+        .create_logical_plan(sql)
+        .await
+        .map_err(|e| e.to_string())?;
+    let view = ViewTable::new(plan, Some(sql.to_string()));
+    let _ = ctx.deregister_table(name);
+    ctx.register_table(name, Arc::new(view))
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+async fn build_one(
+    project: &Project,
+    model: &Model,
+    warehouse: &Warehouse,
+    ctx: &SessionContext,
+    date: NaiveDate,
+    vars: &BTreeMap<String, String>,
+    report: &mut ModelReport,
+) -> Result<(), String> {
+    let exists = warehouse
+        .table(&model.name)
+        .await
+        .map_err(|e| e.to_string())?
+        .is_some();
+    let render_ctx = RenderContext {
+        project,
+        run_date: date,
+        is_incremental: model.settings.materialized == Materialized::Incremental && exists,
+        vars: vars.clone(),
+    };
+    let rendered =
+        render(&model.name, &model.source.text, &render_ctx).map_err(|e| template_error(&e))?;
+    let fingerprint = fingerprint(warehouse, model, &rendered.sql).await?;
+    let name = model.name.as_str();
+    match model.settings.materialized {
+        Materialized::View => {
+            register_view(ctx, name, &rendered.sql).await?;
+        }
+        Materialized::Table => {
+            let df = ctx.sql(&rendered.sql).await.map_err(|e| e.to_string())?;
+            let mut schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+            let stream = df.execute_stream().await.map_err(|e| e.to_string())?;
+            if model.settings.unknown_member {
+                schema = relaxed(&schema);
+            }
+            let stream = match (&model.settings.surrogate_key, model.settings.unknown_member) {
+                (Some(key), true) => {
+                    let unknown = unknown_member(&schema, key).map_err(|e| e.to_string())?;
+                    let chained = stream.chain(futures::stream::once(async { Ok(unknown) }));
+                    Box::pin(RecordBatchStreamAdapter::new(Arc::clone(&schema), chained))
+                        as datafusion::execution::SendableRecordBatchStream
+                }
+                _ => stream,
+            };
+            let outcome = warehouse
+                .replace_table(PartitionWrite {
+                    table: model.name.clone(),
+                    partition_columns: vec![],
+                    partition: vec![],
+                    schema,
+                    input: stream,
+                    task: format!("build/{name}"),
+                    fingerprint: fingerprint.into(),
+                    plain_columns: vec![],
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            record(report, &outcome);
+        }
+        Materialized::Incremental => {
+            let column = model
+                .settings
+                .partition_by
+                .clone()
+                .unwrap_or_else(|| "event_date".into());
+            let df = ctx.sql(&rendered.sql).await.map_err(|e| e.to_string())?;
+            let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+            if exists {
+                evolve(warehouse, name, &schema).await?;
+            }
+            let stream = df.execute_stream().await.map_err(|e| e.to_string())?;
+            let days = date
+                .signed_duration_since(NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default())
+                .num_days();
+            let outcome = warehouse
+                .replace_partition(PartitionWrite {
+                    table: model.name.clone(),
+                    partition_columns: vec![column.clone()],
+                    partition: vec![(
+                        column.clone(),
+                        ScalarValue::Date32(Some(i32::try_from(days).unwrap_or(i32::MAX))),
+                    )],
+                    schema,
+                    input: stream,
+                    task: format!("build/{name}/{date}"),
+                    fingerprint: fingerprint.into(),
+                    plain_columns: vec![],
+                })
+                .await
+                .map_err(|e| {
+                    let text = e.to_string();
+                    if text.contains("outside the partition") {
+                        format!(
+                            "{text}\nhint: an incremental model computes the rows of one date: \
+                             filter with {column} = DATE '{{{{ run_date }}}}'"
+                        )
+                    } else {
+                        text
+                    }
+                })?;
+            report.partition = Some(format!("{column}={date}"));
+            record(report, &outcome);
+        }
+        Materialized::Snapshot => {
+            let (outcome, changes) = snapshot::run(
+                project,
+                model,
+                warehouse,
+                ctx,
+                &rendered.sql,
+                date,
+                fingerprint,
+            )
+            .await?;
+            record(report, &outcome);
+            report.snapshot = Some(changes);
+        }
+    }
+    if model.settings.materialized != Materialized::View {
+        report.unknown_keys = count_unknown_keys(ctx, model, date).await?;
+    }
+    Ok(())
+}
+
+fn record(report: &mut ModelReport, outcome: &WriteOutcome) {
+    report.rows = Some(outcome.rows);
+    report.table_version = Some(outcome.table_version);
+}
+
+/// The inputs a build read: its SQL and the versions of the tables it reads.
+async fn fingerprint(warehouse: &Warehouse, model: &Model, sql: &str) -> Result<String, String> {
+    let mut inputs = BTreeMap::new();
+    let names = model
+        .refs
+        .iter()
+        .map(|(r, _)| r.as_str())
+        .chain(model.sources.iter().map(|(s, _)| s.as_str()));
+    for name in names {
+        let version = warehouse
+            .table(name)
+            .await
+            .map_err(|e| e.to_string())?
+            .and_then(|t| t.version());
+        inputs.insert(name.to_string(), version);
+    }
+    Ok(serde_json::json!({
+        "sql": blake3::hash(sql.as_bytes()).to_hex().to_string(),
+        "inputs": inputs,
+    })
+    .to_string())
+}
+
+/// An incremental model's table gains new columns; a column dropped or retyped stops the
+/// build with both named.
+async fn evolve(warehouse: &Warehouse, name: &str, schema: &SchemaRef) -> Result<(), String> {
+    let Some(current) = warehouse
+        .arrow_schema(name)
+        .await
+        .map_err(|e| e.to_string())?
+    else {
+        return Ok(());
+    };
+    let mut problems = Vec::new();
+    for f in current.fields() {
+        match schema.field_with_name(f.name()) {
+            Err(_) => problems.push(format!("column `{}` is no longer in the model", f.name())),
+            Ok(g) if !same_type(g.data_type(), f.data_type()) => problems.push(format!(
+                "column `{}` was {} and is now {}",
+                f.name(),
+                f.data_type(),
+                g.data_type()
+            )),
+            Ok(_) => {}
+        }
+    }
+    if !problems.is_empty() {
+        return Err(format!(
+            "{}; the table's other partitions hold the old shape. Cast to the old type, or drop \
+             the table and backfill every date",
+            problems.join("; ")
+        ));
+    }
+    let added: Vec<Field> = schema
+        .fields()
+        .iter()
+        .filter(|f| current.field_with_name(f.name()).is_err())
+        .map(|f| f.as_ref().clone().with_nullable(true))
+        .collect();
+    if !added.is_empty() {
+        warehouse
+            .add_columns(name, &added)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Types a Delta table stores alike: text read back as Utf8View is the Utf8 written.
+pub(crate) fn same_type(a: &DataType, b: &DataType) -> bool {
+    fn normal(t: &DataType) -> &DataType {
+        match t {
+            DataType::Utf8View | DataType::LargeUtf8 => &DataType::Utf8,
+            DataType::BinaryView | DataType::LargeBinary => &DataType::Binary,
+            other => other,
+        }
+    }
+    normal(a) == normal(b)
+}
+
+/// Every column nullable (the unknown member has no natural key), as the table stores it.
+pub(crate) fn relaxed(schema: &SchemaRef) -> SchemaRef {
+    Arc::new(datafusion::arrow::datatypes::Schema::new(
+        schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// The unknown member of a dimension: the key -1, text columns 'unknown', the rest NULL.
+pub(crate) fn unknown_member(
+    schema: &SchemaRef,
+    key: &str,
+) -> Result<RecordBatch, datafusion::error::DataFusionError> {
+    let columns: Vec<ArrayRef> = schema
+        .fields()
+        .iter()
+        .map(|f| -> ArrayRef {
+            if f.name() == key {
+                Arc::new(Int64Array::from(vec![UNKNOWN_KEY]))
+            } else if same_type(f.data_type(), &DataType::Utf8) {
+                let text: ArrayRef = Arc::new(StringArray::from(vec!["unknown"]));
+                cast(&text, f.data_type()).unwrap_or_else(|_| new_null_array(f.data_type(), 1))
+            } else {
+                new_null_array(f.data_type(), 1)
+            }
+        })
+        .collect();
+    Ok(RecordBatch::try_new(Arc::clone(schema), columns)?)
+}
+
+/// Rows of what was just built whose `*_key` columns hold -1 (the unknown member).
+async fn count_unknown_keys(
+    ctx: &SessionContext,
+    model: &Model,
+    date: NaiveDate,
+) -> Result<BTreeMap<String, u64>, String> {
+    let Ok(provider) = ctx.table_provider(model.name.as_str()).await else {
+        return Ok(BTreeMap::new());
+    };
+    let own_key = model.settings.surrogate_key.as_deref();
+    let keys: Vec<String> = provider
+        .schema()
+        .fields()
+        .iter()
+        .filter(|f| {
+            f.name().ends_with("_key")
+                && f.data_type() == &DataType::Int64
+                && Some(f.name().as_str()) != own_key
+        })
+        .map(|f| f.name().clone())
+        .collect();
+    if keys.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let counts: Vec<String> = keys
+        .iter()
+        .map(|k| format!("count(*) FILTER (WHERE {} = {UNKNOWN_KEY})", quote(k)))
+        .collect();
+    let filter = match &model.settings.partition_by {
+        Some(p) if model.settings.materialized == Materialized::Incremental => {
+            format!(" WHERE {} = DATE '{date}'", quote(p))
+        }
+        _ => String::new(),
+    };
+    let sql = format!(
+        "SELECT {} FROM {}{filter}",
+        counts.join(", "),
+        quote(&model.name)
+    );
+    let result = darkroom_storage::run_sql(ctx, &sql)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut out = BTreeMap::new();
+    if let Some(batch) = result.batches.first() {
+        for (k, name) in keys.iter().enumerate() {
+            let v = ScalarValue::try_from_array(batch.column(k), 0).map_err(|e| e.to_string())?;
+            if let ScalarValue::Int64(Some(n)) = v
+                && n > 0
+            {
+                out.insert(name.clone(), n.unsigned_abs());
+            }
+        }
+    }
+    Ok(out)
+}
