@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use chrono::NaiveDate;
 use darkroom_config::{Diagnostics, Project};
-use darkroom_storage::{PartitionWrite, Warehouse, WriteOutcome};
+use darkroom_storage::{PartitionWrite, RangeWrite, Warehouse, WriteOutcome};
 use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, new_null_array};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, SchemaRef};
@@ -30,6 +30,10 @@ use crate::{Models, snapshot, template_error};
 pub struct BuildOptions {
     /// The run date: the partition incremental models build, the day snapshots record.
     pub date: Option<NaiveDate>,
+    /// With `date`, a range of dates (a backfill): incremental models compute every date
+    /// from `from` to `date` (in one query and one commit when their template uses
+    /// `date_from`/`date_to`, else date by date); the other models build once, for `date`.
+    pub from: Option<NaiveDate>,
     /// `--select` entries (`name`, `name+`, `+name`); empty: every model.
     pub select: Vec<String>,
     /// `--var name=value`.
@@ -59,6 +63,8 @@ pub struct ModelReport {
 /// How a build went.
 #[derive(Debug, Clone, Serialize)]
 pub struct BuildReport {
+    /// The first date incremental models computed (the run date unless a range was built).
+    pub from: NaiveDate,
     pub date: NaiveDate,
     pub models: Vec<ModelReport>,
 }
@@ -101,6 +107,12 @@ pub async fn build(
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<BuildReport, BuildError> {
     let date = options.date.unwrap_or_else(|| default_date(project));
+    let from = options.from.unwrap_or(date);
+    if from > date {
+        return Err(BuildError::Select(format!(
+            "--from {from} is after the last date {date}"
+        )));
+    }
     let selected = models
         .graph
         .select(&models.models, &options.select)
@@ -148,7 +160,7 @@ pub async fn build(
             model,
             warehouse,
             &ctx,
-            date,
+            (from, date),
             &options.vars,
             &mut report,
         )
@@ -165,6 +177,7 @@ pub async fn build(
         reports.push(report);
     }
     Ok(BuildReport {
+        from,
         date,
         models: reports,
     })
@@ -187,6 +200,7 @@ pub async fn prepare_session(
         }
         let render_ctx = RenderContext {
             project,
+            date_from: date,
             run_date: date,
             is_incremental: false,
             vars: BTreeMap::new(),
@@ -217,7 +231,7 @@ async fn build_one(
     model: &Model,
     warehouse: &Warehouse,
     ctx: &SessionContext,
-    date: NaiveDate,
+    (from, date): (NaiveDate, NaiveDate),
     vars: &BTreeMap<String, String>,
     report: &mut ModelReport,
 ) -> Result<(), String> {
@@ -226,21 +240,25 @@ async fn build_one(
         .await
         .map_err(|e| e.to_string())?
         .is_some();
-    let render_ctx = RenderContext {
-        project,
-        run_date: date,
-        is_incremental: model.settings.materialized == Materialized::Incremental && exists,
-        vars: vars.clone(),
+    let render_for = |date_from: NaiveDate, run_date: NaiveDate| {
+        let render_ctx = RenderContext {
+            project,
+            date_from,
+            run_date,
+            is_incremental: model.settings.materialized == Materialized::Incremental && exists,
+            vars: vars.clone(),
+        };
+        render(&model.name, &model.source.text, &render_ctx).map_err(|e| template_error(&e))
     };
-    let rendered =
-        render(&model.name, &model.source.text, &render_ctx).map_err(|e| template_error(&e))?;
-    let fingerprint = fingerprint(warehouse, model, &rendered.sql).await?;
     let name = model.name.as_str();
     match model.settings.materialized {
         Materialized::View => {
+            let rendered = render_for(date, date)?;
             register_view(ctx, name, &rendered.sql).await?;
         }
         Materialized::Table => {
+            let rendered = render_for(date, date)?;
+            let fingerprint = fingerprint(warehouse, model, &rendered.sql).await?;
             let df = ctx.sql(&rendered.sql).await.map_err(|e| e.to_string())?;
             let mut schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
             let stream = df.execute_stream().await.map_err(|e| e.to_string())?;
@@ -277,45 +295,91 @@ async fn build_one(
                 .partition_by
                 .clone()
                 .unwrap_or_else(|| "event_date".into());
-            let df = ctx.sql(&rendered.sql).await.map_err(|e| e.to_string())?;
-            let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-            if exists {
-                evolve(warehouse, name, &schema).await?;
-            }
-            let stream = df.execute_stream().await.map_err(|e| e.to_string())?;
-            let days = date
-                .signed_duration_since(NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default())
-                .num_days();
-            let outcome = warehouse
-                .replace_partition(PartitionWrite {
-                    table: model.name.clone(),
-                    partition_columns: vec![column.clone()],
-                    partition: vec![(
-                        column.clone(),
-                        ScalarValue::Date32(Some(i32::try_from(days).unwrap_or(i32::MAX))),
-                    )],
-                    schema,
-                    input: stream,
-                    task: format!("build/{name}/{date}"),
-                    fingerprint: fingerprint.into(),
-                    plain_columns: vec![],
-                })
-                .await
-                .map_err(|e| {
-                    let text = e.to_string();
-                    if text.contains("outside the partition") {
-                        format!(
-                            "{text}\nhint: an incremental model computes the rows of one date: \
-                             filter with {column} = DATE '{{{{ run_date }}}}'"
+            let hint = |text: String| {
+                if text.contains("outside the") {
+                    format!(
+                        "{text}\nhint: an incremental model computes the rows of its dates: \
+                         filter with {column} BETWEEN DATE '{{{{ date_from }}}}' AND DATE \
+                         '{{{{ date_to }}}}' (or {column} = DATE '{{{{ run_date }}}}')"
+                    )
+                } else {
+                    text
+                }
+            };
+            let text = &model.source.text;
+            let by_range = text.contains("date_from") || text.contains("date_to");
+            let spans: Vec<(NaiveDate, NaiveDate)> = if by_range {
+                vec![(from, date)]
+            } else {
+                from.iter_days()
+                    .take_while(|d| *d <= date)
+                    .map(|d| (d, d))
+                    .collect()
+            };
+            let mut rows = 0;
+            for (a, b) in spans {
+                let rendered = render_for(a, b)?;
+                let fingerprint = fingerprint(warehouse, model, &rendered.sql).await?;
+                let df = ctx.sql(&rendered.sql).await.map_err(|e| e.to_string())?;
+                let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+                if warehouse
+                    .table(name)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .is_some()
+                {
+                    evolve(warehouse, name, &schema).await?;
+                }
+                let stream = df.execute_stream().await.map_err(|e| e.to_string())?;
+                let outcome = if by_range {
+                    warehouse
+                        .replace_date_range(RangeWrite {
+                            table: model.name.clone(),
+                            partition_column: column.clone(),
+                            from: a,
+                            to: b,
+                            schema,
+                            input: stream,
+                            task_prefix: format!("build/{name}"),
+                            fingerprint,
+                        })
+                        .await
+                } else {
+                    let days = a
+                        .signed_duration_since(
+                            NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default(),
                         )
-                    } else {
-                        text
-                    }
-                })?;
-            report.partition = Some(format!("{column}={date}"));
-            record(report, &outcome);
+                        .num_days();
+                    warehouse
+                        .replace_partition(PartitionWrite {
+                            table: model.name.clone(),
+                            partition_columns: vec![column.clone()],
+                            partition: vec![(
+                                column.clone(),
+                                ScalarValue::Date32(Some(i32::try_from(days).unwrap_or(i32::MAX))),
+                            )],
+                            schema,
+                            input: stream,
+                            task: format!("build/{name}/{a}"),
+                            fingerprint: fingerprint.into(),
+                            plain_columns: vec![],
+                        })
+                        .await
+                }
+                .map_err(|e| hint(e.to_string()))?;
+                rows += outcome.rows;
+                report.table_version = Some(outcome.table_version);
+            }
+            report.rows = Some(rows);
+            report.partition = Some(if from == date {
+                format!("{column}={date}")
+            } else {
+                format!("{column}={from}..{date}")
+            });
         }
         Materialized::Snapshot => {
+            let rendered = render_for(date, date)?;
+            let fingerprint = fingerprint(warehouse, model, &rendered.sql).await?;
             let (outcome, changes) = snapshot::run(
                 project,
                 model,
@@ -331,7 +395,7 @@ async fn build_one(
         }
     }
     if model.settings.materialized != Materialized::View {
-        report.unknown_keys = count_unknown_keys(ctx, model, date).await?;
+        report.unknown_keys = count_unknown_keys(ctx, model, (from, date)).await?;
     }
     Ok(())
 }
@@ -458,7 +522,7 @@ pub(crate) fn unknown_member(
 async fn count_unknown_keys(
     ctx: &SessionContext,
     model: &Model,
-    date: NaiveDate,
+    (from, date): (NaiveDate, NaiveDate),
 ) -> Result<BTreeMap<String, u64>, String> {
     let Ok(provider) = ctx.table_provider(model.name.as_str()).await else {
         return Ok(BTreeMap::new());
@@ -484,7 +548,10 @@ async fn count_unknown_keys(
         .collect();
     let filter = match &model.settings.partition_by {
         Some(p) if model.settings.materialized == Materialized::Incremental => {
-            format!(" WHERE {} = DATE '{date}'", quote(p))
+            format!(
+                " WHERE {} BETWEEN DATE '{from}' AND DATE '{date}'",
+                quote(p)
+            )
         }
         _ => String::new(),
     };

@@ -96,6 +96,7 @@ pub async fn check(
             && warehouse.table(&model.name).await.ok().flatten().is_some();
         let render_ctx = RenderContext {
             project,
+            date_from: date,
             run_date: date,
             is_incremental,
             vars: vars.clone(),

@@ -130,6 +130,7 @@ fn read_model(
     let path = source.path.clone();
     let ctx = RenderContext {
         project,
+        date_from: date,
         run_date: date,
         is_incremental: false,
         vars: BTreeMap::new(),

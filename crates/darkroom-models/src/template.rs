@@ -7,9 +7,14 @@
 //!   `{{ source('web') }}` — a log source's raw table; `{{ source('web', 'quarantine') }}`
 //!   its quarantine;
 //! - `{{ config(materialized='incremental', ...) }}` — the model's settings (renders nothing);
-//! - `run_date`, `prev_date`, `next_date`, `late_date` (run date + `late_days`) as
-//!   `YYYY-MM-DD`, `late_days`, `timezone`, and `run_start_utc` / `run_end_utc` (the run date's
-//!   bounds in the project time zone, as UTC timestamps `YYYY-MM-DDTHH:MM:SSZ`);
+//! - `date_from` and `date_to`: the dates an incremental model computes (both the run date
+//!   on a nightly run; a range on a backfill, built in one query and one commit). A model
+//!   whose template never names them is built one date at a time with `run_date`;
+//! - `run_date` (= `date_to`), `prev_date` (`date_from` - 1), `next_date` (`date_to` + 1),
+//!   `late_date` (`date_to` + `late_days`) as `YYYY-MM-DD`, `late_days`, `timezone`, and
+//!   `run_start_utc` / `run_end_utc` (the bounds of those dates in the project time zone, as
+//!   UTC timestamps `YYYY-MM-DDTHH:MM:SSZ`);
+//! - `local_date('expr')` — the date in the project time zone of a UTC timestamp expression;
 //! - `var('name', default)` — a variable given on the command line (`--var name=value`);
 //! - `is_incremental()` — true when an incremental model's table already exists;
 //! - `date_dimension(start, end, holidays={...})` — the SELECT of a date dimension.
@@ -31,6 +36,9 @@ pub const DEFAULT_LATE_DAYS: u32 = 2;
 #[derive(Debug, Clone)]
 pub struct RenderContext<'a> {
     pub project: &'a Project,
+    /// The first date computed (the run date, except on a range build).
+    pub date_from: NaiveDate,
+    /// The last date computed: the run date.
     pub run_date: NaiveDate,
     pub is_incremental: bool,
     pub vars: BTreeMap<String, String>,
@@ -121,16 +129,18 @@ pub fn render(name: &str, template: &str, ctx: &RenderContext<'_>) -> Result<Ren
     env.add_function("date_dimension", date_dimension);
 
     let tz = ctx.project.timezone();
-    let day = |offset: i64| {
+    let shift = |from: NaiveDate, offset: i64| {
         let d = if offset >= 0 {
-            ctx.run_date
-                .checked_add_days(Days::new(offset.unsigned_abs()))
+            from.checked_add_days(Days::new(offset.unsigned_abs()))
         } else {
-            ctx.run_date
-                .checked_sub_days(Days::new(offset.unsigned_abs()))
+            from.checked_sub_days(Days::new(offset.unsigned_abs()))
         };
-        d.unwrap_or(ctx.run_date)
+        d.unwrap_or(from)
     };
+    let tz_name = tz.name().to_string();
+    env.add_function("local_date", move |expr: String| {
+        format!("CAST(arrow_cast({expr}, 'Timestamp(µs, \"{tz_name}\")') AS DATE)")
+    });
     let utc_start = |d: NaiveDate| {
         d.and_hms_opt(0, 0, 0)
             .and_then(|t| tz.from_local_datetime(&t).earliest())
@@ -144,13 +154,15 @@ pub fn render(name: &str, template: &str, ctx: &RenderContext<'_>) -> Result<Ren
     let late_days = DEFAULT_LATE_DAYS;
     let globals = minijinja::context! {
         run_date => ctx.run_date.to_string(),
-        prev_date => day(-1).to_string(),
-        next_date => day(1).to_string(),
-        late_date => day(i64::from(late_days)).to_string(),
+        date_from => ctx.date_from.to_string(),
+        date_to => ctx.run_date.to_string(),
+        prev_date => shift(ctx.date_from, -1).to_string(),
+        next_date => shift(ctx.run_date, 1).to_string(),
+        late_date => shift(ctx.run_date, i64::from(late_days)).to_string(),
         late_days => late_days,
         timezone => tz.name(),
-        run_start_utc => utc_start(ctx.run_date),
-        run_end_utc => utc_start(day(1)),
+        run_start_utc => utc_start(ctx.date_from),
+        run_end_utc => utc_start(shift(ctx.run_date, 1)),
         this => quote(name),
     };
     let sql = env.render_named_str(&format!("{name}.sql"), template, globals)?;

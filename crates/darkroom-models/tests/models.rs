@@ -119,8 +119,22 @@ impl Fixture {
         assert!(diags.is_empty(), "{diags}");
         let options = BuildOptions {
             date: Some(day(date)),
+            from: None,
             select: select.iter().map(|s| (*s).to_string()).collect(),
             vars: BTreeMap::new(),
+        };
+        darkroom_models::build(&self.project, &models, &self.warehouse, &options, &|_| {})
+            .await
+            .unwrap_or_else(|e| panic!("build: {e}"))
+    }
+
+    async fn build_range(&self, from: &str, to: &str) -> BuildReport {
+        let (models, diags) = self.load();
+        assert!(diags.is_empty(), "{diags}");
+        let options = BuildOptions {
+            date: Some(day(to)),
+            from: Some(day(from)),
+            ..BuildOptions::default()
         };
         darkroom_models::build(&self.project, &models, &self.warehouse, &options, &|_| {})
             .await
@@ -179,6 +193,7 @@ async fn templates_render_refs_sources_dates_and_vars() {
     vars.insert("who".to_string(), "ann".to_string());
     let ctx = RenderContext {
         project: &f.project,
+        date_from: day("2026-03-08"),
         run_date: day("2026-03-08"),
         is_incremental: true,
         vars,
@@ -722,5 +737,88 @@ async fn the_catalogue_has_types_docs_and_column_lineage() {
     assert!(
         diags.to_string().contains("`countri` is documented"),
         "{diags}"
+    );
+}
+
+#[tokio::test]
+async fn a_range_build_writes_every_date_in_one_commit_and_records_each_complete() {
+    let f = Fixture::new();
+    f.raw(
+        "raw_web",
+        "SELECT CAST(column1 AS DATE) AS file_date, CAST(column2 AS DATE) AS event_date, column3 AS path \
+         FROM (VALUES ('2026-01-01', '2026-01-01', '/a'), ('2026-01-02', '2026-01-02', '/b'), \
+                      ('2026-01-04', '2026-01-04', '/d'))",
+    )
+    .await;
+    // a partition that existed before the range is built and has no rows now: removed
+    f.model(
+        "fct_views.sql",
+        "{{ config(materialized='incremental') }}\nSELECT event_date, path, 'old' AS v FROM {{ source('web') }}\n\
+         WHERE event_date BETWEEN DATE '{{ date_from }}' AND DATE '{{ date_to }}'",
+    );
+    f.build_range("2026-01-01", "2026-01-04").await;
+    // 01-02 loses its only row at the source
+    f.raw(
+        "raw_web",
+        "SELECT CAST(column1 AS DATE) AS file_date, CAST(column2 AS DATE) AS event_date, column3 AS path \
+         FROM (VALUES ('2026-01-01', '2026-01-01', '/a'), ('2026-01-03', '2026-01-03', '/c'), \
+                      ('2026-01-04', '2026-01-04', '/d'))",
+    )
+    .await;
+    f.model(
+        "fct_views.sql",
+        "{{ config(materialized='incremental') }}\nSELECT event_date, path, 'new' AS v FROM {{ source('web') }}\n\
+         WHERE event_date BETWEEN DATE '{{ date_from }}' AND DATE '{{ date_to }}'",
+    );
+    let before = f
+        .warehouse
+        .table_info("fct_views")
+        .await
+        .unwrap()
+        .unwrap()
+        .version;
+    let r = f.build_range("2026-01-01", "2026-01-03").await;
+    assert_eq!(r.failed(), 0, "{r:?}");
+    assert_eq!(
+        r.models[0].partition.as_deref(),
+        Some("event_date=2026-01-01..2026-01-03")
+    );
+    let after = f
+        .warehouse
+        .table_info("fct_views")
+        .await
+        .unwrap()
+        .unwrap()
+        .version;
+    assert_eq!(after, before + 1, "one commit for the whole range");
+    assert_rows(
+        &f.rows("SELECT event_date, path, v FROM fct_views ORDER BY 1")
+            .await,
+        "+------------+------+-----+
+         | event_date | path | v   |
+         +------------+------+-----+
+         | 2026-01-01 | /a   | new |
+         | 2026-01-03 | /c   | new |
+         | 2026-01-04 | /d   | old |
+         +------------+------+-----+",
+    );
+    for d in ["2026-01-01", "2026-01-02", "2026-01-03"] {
+        let done = f
+            .warehouse
+            .completion("fct_views", &format!("build/fct_views/{d}"))
+            .await
+            .unwrap();
+        assert_eq!(done.map(|c| c.table_version), Some(after), "{d}");
+    }
+    let earlier = f
+        .warehouse
+        .completion("fct_views", "build/fct_views/2026-01-04")
+        .await
+        .unwrap()
+        .map(|c| c.table_version);
+    assert_eq!(
+        earlier,
+        Some(before),
+        "04 stays as the first range build left it"
     );
 }

@@ -20,8 +20,8 @@ pub use error::{Result, StorageError};
 pub use location::{Location, StorageSettings};
 pub use session::{QueryResult, file_table_hint, run_sql};
 pub use write::{
-    Completion, Fingerprint, PartitionWrite, WriteOutcome, ZSTD_LEVEL, partition_predicate,
-    writer_properties,
+    Completion, Fingerprint, PartitionWrite, RangeWrite, WriteOutcome, ZSTD_LEVEL,
+    partition_predicate, writer_properties,
 };
 
 use std::collections::{BTreeSet, HashMap};

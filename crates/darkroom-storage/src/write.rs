@@ -12,9 +12,10 @@ use std::collections::HashMap;
 use std::num::NonZeroU64;
 use std::sync::{Arc, OnceLock};
 
+use datafusion::arrow::array::AsArray;
 use datafusion::arrow::array::{Array, ArrayRef, Scalar};
 use datafusion::arrow::compute::kernels::cmp::distinct;
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::{DataType, Date32Type, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::util::display::array_value_to_string;
 use datafusion::common::ScalarValue;
@@ -29,7 +30,9 @@ use deltalake::kernel::transaction::{CommitBuilder, CommitProperties, TableRefer
 use deltalake::kernel::{Action, MetadataExt, StructType, Transaction};
 use deltalake::operations::create::CreateBuilder;
 use deltalake::operations::get_num_idx_cols_and_stats_columns;
-use deltalake::operations::write::writer::{PartitionWriter, PartitionWriterConfig};
+use deltalake::operations::write::writer::{
+    DeltaWriter, PartitionWriter, PartitionWriterConfig, WriterConfig,
+};
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::table::state::DeltaTableState;
 use futures::StreamExt;
@@ -84,6 +87,32 @@ impl std::fmt::Debug for PartitionWrite {
             .field("table", &self.table)
             .field("partition", &self.partition)
             .field("task", &self.task)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Several date partitions replaced at once (a backfill of a date-partitioned model).
+pub struct RangeWrite {
+    pub table: String,
+    /// The DATE partition column.
+    pub partition_column: String,
+    /// First and last date replaced (inclusive): every partition in between is replaced by
+    /// the rows given for it, or removed when none are.
+    pub from: chrono::NaiveDate,
+    pub to: chrono::NaiveDate,
+    pub schema: SchemaRef,
+    pub input: SendableRecordBatchStream,
+    /// Each date is recorded complete as the task `<task_prefix>/<date>`.
+    pub task_prefix: String,
+    pub fingerprint: String,
+}
+
+impl std::fmt::Debug for RangeWrite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RangeWrite")
+            .field("table", &self.table)
+            .field("from", &self.from)
+            .field("to", &self.to)
             .finish_non_exhaustive()
     }
 }
@@ -501,6 +530,166 @@ impl Warehouse {
         })
     }
 
+    /// Replace every date partition from `write.from` to `write.to` in one commit that also
+    /// records each date complete (one application transaction per date). A row dated
+    /// outside the range stops the write before anything is committed.
+    pub async fn replace_date_range(&self, write: RangeWrite) -> Result<WriteOutcome> {
+        let RangeWrite {
+            table: name,
+            partition_column,
+            from,
+            to,
+            schema,
+            mut input,
+            task_prefix,
+            fingerprint,
+        } = write;
+        let invalid = |message: String| StorageError::InvalidWrite {
+            table: name.clone(),
+            message,
+        };
+        if to < from {
+            return Err(invalid(format!("the range {from}..{to} is empty")));
+        }
+        let column = schema
+            .index_of(&partition_column)
+            .map_err(|_| invalid(format!("the rows have no column `{partition_column}`")))?;
+        if schema.field(column).data_type() != &DataType::Date32 {
+            return Err(invalid(format!("`{partition_column}` is not a DATE")));
+        }
+        let partition_columns = vec![partition_column.clone()];
+        let lock = self.write_lock(&name);
+        let _writing = lock.lock().await;
+        let table = self
+            .open_or_create(&name, &schema, &partition_columns)
+            .await?;
+        let state = table
+            .snapshot()
+            .map_err(|e| StorageError::delta(&name, e))?
+            .clone();
+        check_schema(&state, &schema, &partition_columns).map_err(&invalid)?;
+        let dates: Vec<chrono::NaiveDate> = from.iter_days().take_while(|d| *d <= to).collect();
+        let mut txns = Vec::with_capacity(dates.len());
+        let mut tasks = serde_json::Map::new();
+        for d in &dates {
+            let task = format!("{task_prefix}/{d}");
+            let version = state
+                .transaction_version(table.log_store().as_ref(), app_id(&task))
+                .await
+                .map_err(|e| StorageError::delta(&name, e))?
+                .unwrap_or(0)
+                + 1;
+            txns.push(Transaction::new(app_id(&task), version));
+            tasks.insert(task, json!(version));
+        }
+        let (num_indexed_cols, stats_columns) =
+            get_num_idx_cols_and_stats_columns(Some(state.table_config()), HashMap::new());
+        let config = WriterConfig::new(
+            Arc::clone(&schema),
+            partition_columns.clone(),
+            Some(writer_properties()),
+            Some(TARGET_FILE_SIZE),
+            None,
+            num_indexed_cols,
+            stats_columns,
+        );
+        let mut writer = DeltaWriter::new(table.object_store(), config);
+        let (lo, hi) = (days_since_epoch(from), days_since_epoch(to));
+        let mut rows = 0u64;
+        while let Some(batch) = input.next().await {
+            let batch =
+                batch.map_err(|e| StorageError::datafusion(format!("input of table {name}"), e))?;
+            let days = batch.column(column).as_primitive::<Date32Type>();
+            if let Some(row) = (0..days.len())
+                .find(|&i| days.is_null(i) || days.value(i) < lo || days.value(i) > hi)
+            {
+                let value = array_value_to_string(days, row).unwrap_or_else(|_| "NULL".into());
+                return Err(invalid(format!(
+                    "a row has {partition_column} = {}, outside the dates being written \
+                     ({from} to {to}); nothing was committed",
+                    if days.is_null(row) {
+                        "NULL"
+                    } else {
+                        value.as_str()
+                    }
+                )));
+            }
+            rows += batch.num_rows() as u64;
+            writer
+                .write(&batch)
+                .await
+                .map_err(|e| StorageError::delta(&name, e))?;
+        }
+        let adds = writer
+            .close()
+            .await
+            .map_err(|e| StorageError::delta(&name, e))?;
+        let mut actions: Vec<Action> = adds.into_iter().map(Action::Add).collect();
+        let mut files = state
+            .snapshot()
+            .file_views(table.log_store().as_ref(), None);
+        while let Some(file) = files.next().await {
+            let file = file.map_err(|e| StorageError::delta(&name, e))?;
+            let inside = file
+                .partition_values_map()
+                .get(&partition_column)
+                .and_then(Option::as_deref)
+                .and_then(|v| v.parse::<chrono::NaiveDate>().ok())
+                .is_some_and(|d| d >= from && d <= to);
+            if inside {
+                actions.push(Action::Remove(file.remove_action(true)));
+            }
+        }
+        drop(files);
+        let properties = CommitProperties::default()
+            .with_application_transactions(txns)
+            .with_metadata([(
+                "darkroom".to_string(),
+                json!({
+                    "task": format!("{task_prefix}/{from}..{to}"),
+                    "tasks": tasks,
+                    "partition": [format!("{partition_column}={from}..{to}")],
+                    "fingerprint": fingerprint,
+                    "rows": rows,
+                }),
+            )]);
+        let predicate = col(partition_column.as_str())
+            .gt_eq(lit(ScalarValue::Date32(Some(lo))))
+            .and(col(partition_column.as_str()).lt_eq(lit(ScalarValue::Date32(Some(hi)))));
+        let operation = DeltaOperation::Write {
+            mode: SaveMode::Overwrite,
+            partition_by: Some(partition_columns.clone()),
+            predicate: Some(predicate.to_string()),
+        };
+        let committed = CommitBuilder::from(properties)
+            .with_actions(actions)
+            .build(
+                Some(&state as &dyn TableReference),
+                table.log_store(),
+                operation,
+            )
+            .await
+            .map_err(|e| StorageError::delta(&name, e))?;
+        self.refresh_shared(&name).await?;
+        let table_version = committed.version();
+        let last = format!("{task_prefix}/{to}");
+        let txn_version = tasks
+            .get(&last)
+            .and_then(serde_json::Value::as_i64)
+            .unwrap_or(1);
+        Ok(WriteOutcome {
+            table: name,
+            table_version,
+            rows,
+            completion: Completion {
+                task: last,
+                txn_version,
+                table_version,
+                fingerprint,
+            },
+        })
+    }
+
     /// Open a table, creating it (empty, with this schema and partitioning) if it does not
     /// exist. Creating is its own commit: a crash right after it leaves an empty table with no
     /// partition recorded complete.
@@ -562,10 +751,17 @@ impl Warehouse {
         while let Some(info) = history.next().await {
             let info = info.map_err(|e| StorageError::delta(table, e))?;
             let commit_version = info.read_version.map_or(version, |v| v + 1);
-            if let Some(meta) = info.info.get("darkroom")
-                && meta.get("task").and_then(|v| v.as_str()) == Some(task)
-                && meta.get("txn_version").and_then(serde_json::Value::as_i64) == Some(txn_version)
-            {
+            let recorded = info.info.get("darkroom").is_some_and(|meta| {
+                (meta.get("task").and_then(|v| v.as_str()) == Some(task)
+                    && meta.get("txn_version").and_then(serde_json::Value::as_i64)
+                        == Some(txn_version))
+                    || meta
+                        .get("tasks")
+                        .and_then(|t| t.get(task))
+                        .and_then(serde_json::Value::as_i64)
+                        == Some(txn_version)
+            });
+            if let Some(meta) = info.info.get("darkroom").filter(|_| recorded) {
                 let fingerprint = meta
                     .get("fingerprint")
                     .and_then(|v| v.as_str())
@@ -582,4 +778,10 @@ impl Warehouse {
         }
         Ok(None)
     }
+}
+
+/// Days since 1970-01-01 (a Date32 value).
+pub(crate) fn days_since_epoch(date: chrono::NaiveDate) -> i32 {
+    let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
+    i32::try_from((date - epoch).num_days()).unwrap_or(i32::MAX)
 }

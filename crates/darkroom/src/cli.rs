@@ -254,8 +254,15 @@ pub struct BuildArgs {
     pub select: Vec<String>,
     /// The run date: the partition incremental models replace, the day snapshots record.
     /// Default: yesterday in the project's time zone.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "to")]
     pub date: Option<NaiveDate>,
+    /// Build a range of dates (a backfill): incremental models compute every date from
+    /// --from to --to, the other models build once for --to.
+    #[arg(long, requires = "to")]
+    pub from: Option<NaiveDate>,
+    /// Last date of a range (inclusive).
+    #[arg(long, requires = "from")]
+    pub to: Option<NaiveDate>,
     /// Where to build: prod (the shared warehouse) or dev ([warehouse] dev_location).
     #[arg(long, value_enum, default_value_t = crate::project::Target::Prod)]
     pub target: crate::project::Target,

@@ -70,7 +70,8 @@ pub async fn build(explicit: Option<&Path>, args: BuildArgs) -> Result<u8> {
     }
     let warehouse = project::target_warehouse(&project, args.target)?;
     let options = BuildOptions {
-        date: args.date,
+        date: args.date.or(args.to),
+        from: args.from,
         select: args.select.clone(),
         vars: parse_vars(&args.vars)?,
     };
@@ -101,11 +102,12 @@ pub async fn build(explicit: Option<&Path>, args: BuildArgs) -> Result<u8> {
     if args.json {
         print_json(&report)?;
     } else {
-        println!(
-            "Built models for {} into {}:",
-            report.date,
-            warehouse.location()
-        );
+        let dates = if report.from == report.date {
+            report.date.to_string()
+        } else {
+            format!("{} to {}", report.from, report.date)
+        };
+        println!("Built models for {dates} into {}:", warehouse.location());
         for m in &report.models {
             let rows = m.rows.map(|r| format!("{r} rows")).unwrap_or_default();
             let part = m
@@ -168,9 +170,11 @@ pub fn compile(
             }
         );
     };
+    let date = date.unwrap_or_else(|| default_date(&project));
     let ctx = darkroom_models::RenderContext {
         project: &project,
-        run_date: date.unwrap_or_else(|| default_date(&project)),
+        date_from: date,
+        run_date: date,
         is_incremental: false,
         vars: parse_vars(vars)?,
     };
