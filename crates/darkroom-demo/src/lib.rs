@@ -15,7 +15,7 @@ mod truth;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 
 pub use faults::{Drift, Fault, FaultError};
 
@@ -178,7 +178,7 @@ pub fn generate(opts: &DemoOptions) -> Result<DemoSummary, DemoError> {
         .map_err(|_| DemoError::Invalid(format!("unknown time zone {TIMEZONE}")))?;
     let dir = &opts.dir;
     refuse_foreign_folder(dir)?;
-    for old in ["logs", "db", "truth", "warehouse"] {
+    for old in ["logs", "db", "truth", "warehouse", "models"] {
         let path = dir.join(old);
         if path.exists() {
             std::fs::remove_dir_all(&path)
@@ -194,6 +194,7 @@ pub fn generate(opts: &DemoOptions) -> Result<DemoSummary, DemoError> {
         &dir.join("darkroom.toml"),
         project_file(opts, None).as_bytes(),
     )?;
+    write_models(dir, opts)?;
     Ok(DemoSummary {
         dir: dir.clone(),
         start: opts.start,
@@ -396,4 +397,114 @@ fn refuse_foreign_folder(dir: &Path) -> Result<(), DemoError> {
          empty folder, so nothing of yours is replaced",
         dir.display()
     )))
+}
+
+/// The demo's SQL models: staging, identity resolution and the star schema (see each file's
+/// `config(...)` for its grain and description).
+const MODELS: &[(&str, &str)] = &[
+    (
+        "models/identity/dim_person.sql",
+        include_str!("../models/identity/dim_person.sql"),
+    ),
+    (
+        "models/identity/int_person_days.sql",
+        include_str!("../models/identity/int_person_days.sql"),
+    ),
+    (
+        "models/identity/int_touches_resolved.sql",
+        include_str!("../models/identity/int_touches_resolved.sql"),
+    ),
+    (
+        "models/identity/map_identity.sql",
+        include_str!("../models/identity/map_identity.sql"),
+    ),
+    (
+        "models/identity/stg_identity_links.sql",
+        include_str!("../models/identity/stg_identity_links.sql"),
+    ),
+    (
+        "models/marts/dim_photo.sql",
+        include_str!("../models/marts/dim_photo.sql"),
+    ),
+    (
+        "models/marts/dim_platform.sql",
+        include_str!("../models/marts/dim_platform.sql"),
+    ),
+    (
+        "models/marts/dim_user.sql",
+        include_str!("../models/marts/dim_user.sql"),
+    ),
+    (
+        "models/marts/fct_events.sql",
+        include_str!("../models/marts/fct_events.sql"),
+    ),
+    (
+        "models/marts/fct_marketplace_sales.sql",
+        include_str!("../models/marts/fct_marketplace_sales.sql"),
+    ),
+    (
+        "models/marts/fct_pageviews.sql",
+        include_str!("../models/marts/fct_pageviews.sql"),
+    ),
+    (
+        "models/marts/fct_subscriptions.sql",
+        include_str!("../models/marts/fct_subscriptions.sql"),
+    ),
+    (
+        "models/marts/fct_user_daily.sql",
+        include_str!("../models/marts/fct_user_daily.sql"),
+    ),
+    (
+        "models/marts/fct_web_traffic.sql",
+        include_str!("../models/marts/fct_web_traffic.sql"),
+    ),
+    (
+        "models/marts/int_user_versions.sql",
+        include_str!("../models/marts/int_user_versions.sql"),
+    ),
+    (
+        "models/marts/mart_daily_kpis.sql",
+        include_str!("../models/marts/mart_daily_kpis.sql"),
+    ),
+    (
+        "models/staging/stg_touches.sql",
+        include_str!("../models/staging/stg_touches.sql"),
+    ),
+    (
+        "models/staging/stg_users.sql",
+        include_str!("../models/staging/stg_users.sql"),
+    ),
+    (
+        "models/staging/stg_web_requests.sql",
+        include_str!("../models/staging/stg_web_requests.sql"),
+    ),
+];
+
+/// Write the models, and `dim_date` for the demo's years with their fixed-date holidays.
+fn write_models(dir: &Path, opts: &DemoOptions) -> Result<(), DemoError> {
+    for (path, text) in MODELS {
+        logs::write_file(&dir.join(path), text.as_bytes())?;
+    }
+    let first = opts
+        .start
+        .with_day0(0)
+        .and_then(|d| d.with_month0(0))
+        .unwrap_or(opts.start);
+    let last_year = opts.end().year() + 1;
+    let last = NaiveDate::from_ymd_opt(last_year, 12, 31).unwrap_or(opts.end());
+    let mut holidays = Vec::new();
+    for year in first.year()..=last_year {
+        for (month, day, name) in [
+            (1, 1, "New Year's Day"),
+            (7, 1, "Canada Day"),
+            (12, 25, "Christmas Day"),
+        ] {
+            holidays.push(format!("'{year:04}-{month:02}-{day:02}': \"{name}\""));
+        }
+    }
+    let text = include_str!("../models/marts/dim_date.sql.in")
+        .replace("@START@", &first.to_string())
+        .replace("@END@", &last.to_string())
+        .replace("@HOLIDAYS@", &format!("{{{}}}", holidays.join(", ")));
+    logs::write_file(&dir.join("models/marts/dim_date.sql"), text.as_bytes())
 }

@@ -2,7 +2,7 @@
 //! say. A model whose upstream failed is skipped with the reason; independent models still
 //! build.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -56,6 +56,9 @@ pub struct ModelReport {
     pub unknown_keys: BTreeMap<String, u64>,
     /// For snapshots: versions opened and closed by this run.
     pub snapshot: Option<snapshot::SnapshotChanges>,
+    /// Earlier dates rebuilt as well: named by this model's `rebuild_dates` query, or by
+    /// an upstream model's.
+    pub rebuilt_dates: Vec<NaiveDate>,
     pub seconds: f64,
     pub error: Option<String>,
 }
@@ -126,6 +129,7 @@ pub async fn build(
     let ctx = prepare_session(project, models, warehouse).await?;
     let mut reports: Vec<ModelReport> = Vec::new();
     let mut failed: BTreeMap<usize, String> = BTreeMap::new();
+    let mut extra_dates: BTreeMap<usize, BTreeSet<NaiveDate>> = BTreeMap::new();
     for &i in &selected {
         let model = &models.models[i];
         progress(&model.name);
@@ -139,6 +143,7 @@ pub async fn build(
             table_version: None,
             unknown_keys: BTreeMap::new(),
             snapshot: None,
+            rebuilt_dates: Vec::new(),
             seconds: 0.0,
             error: None,
         };
@@ -155,18 +160,38 @@ pub async fn build(
             reports.push(report);
             continue;
         }
-        match build_one(
+        let extra = extra_dates.remove(&i).unwrap_or_default();
+        let run = Run {
             project,
-            model,
             warehouse,
-            &ctx,
-            (from, date),
-            &options.vars,
-            &mut report,
-        )
-        .await
+            ctx: &ctx,
+            dates: (from, date),
+            vars: &options.vars,
+        };
+        match build_one(&run, model, &extra, &mut report).await
         {
-            Ok(()) => {}
+            Ok(()) => {
+                if !report.rebuilt_dates.is_empty() {
+                    // the incremental models downstream recompute the same dates
+                    let mut below = BTreeSet::new();
+                    let mut stack = vec![i];
+                    while let Some(k) = stack.pop() {
+                        for &d in &models.graph.downstream[k] {
+                            if below.insert(d) {
+                                stack.push(d);
+                            }
+                        }
+                    }
+                    for d in below {
+                        if models.models[d].settings.materialized == Materialized::Incremental {
+                            extra_dates
+                                .entry(d)
+                                .or_default()
+                                .extend(report.rebuilt_dates.iter().copied());
+                        }
+                    }
+                }
+            }
             Err(e) => {
                 report.status = "failed";
                 report.error = Some(e.clone());
@@ -226,15 +251,30 @@ async fn register_view(ctx: &SessionContext, name: &str, sql: &str) -> Result<()
     Ok(())
 }
 
+/// What every model of one build shares.
+struct Run<'a> {
+    project: &'a Project,
+    warehouse: &'a Warehouse,
+    ctx: &'a SessionContext,
+    /// First and last date incremental models compute.
+    dates: (NaiveDate, NaiveDate),
+    vars: &'a BTreeMap<String, String>,
+}
+
+/// Build one model; `extra` holds earlier dates an upstream model's `rebuild_dates` named.
 async fn build_one(
-    project: &Project,
+    run: &Run<'_>,
     model: &Model,
-    warehouse: &Warehouse,
-    ctx: &SessionContext,
-    (from, date): (NaiveDate, NaiveDate),
-    vars: &BTreeMap<String, String>,
+    extra: &BTreeSet<NaiveDate>,
     report: &mut ModelReport,
 ) -> Result<(), String> {
+    let Run {
+        project,
+        warehouse,
+        ctx,
+        dates: (from, date),
+        vars,
+    } = *run;
     let exists = warehouse
         .table(&model.name)
         .await
@@ -260,8 +300,8 @@ async fn build_one(
             let rendered = render_for(date, date)?;
             let fingerprint = fingerprint(warehouse, model, &rendered.sql).await?;
             let df = ctx.sql(&rendered.sql).await.map_err(|e| e.to_string())?;
-            let mut schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-            let stream = df.execute_stream().await.map_err(|e| e.to_string())?;
+            let stream = conform(df.execute_stream().await.map_err(|e| e.to_string())?);
+            let mut schema = stream.schema();
             if model.settings.unknown_member {
                 schema = relaxed(&schema);
             }
@@ -316,12 +356,31 @@ async fn build_one(
                     .map(|d| (d, d))
                     .collect()
             };
+            let mut spans: std::collections::VecDeque<(NaiveDate, NaiveDate)> = spans.into();
+            let outside = |d: &NaiveDate| *d < from || *d > date;
+            let mut queued: BTreeSet<NaiveDate> = extra.iter().copied().filter(outside).collect();
+            spans.extend(queued.iter().map(|d| (*d, *d)));
             let mut rows = 0;
-            for (a, b) in spans {
+            let mut first = true;
+            while let Some((a, b)) = spans.pop_front() {
                 let rendered = render_for(a, b)?;
+                if first
+                    && let Some(query) = rendered
+                        .config
+                        .get("rebuild_dates")
+                        .and_then(|v| v.as_str())
+                {
+                    for d in dates_of(ctx, query).await? {
+                        if outside(&d) && queued.insert(d) {
+                            spans.push_back((d, d));
+                        }
+                    }
+                }
+                first = false;
                 let fingerprint = fingerprint(warehouse, model, &rendered.sql).await?;
                 let df = ctx.sql(&rendered.sql).await.map_err(|e| e.to_string())?;
-                let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+                let stream = conform(df.execute_stream().await.map_err(|e| e.to_string())?);
+                let schema = stream.schema();
                 if warehouse
                     .table(name)
                     .await
@@ -330,7 +389,6 @@ async fn build_one(
                 {
                     evolve(warehouse, name, &schema).await?;
                 }
-                let stream = df.execute_stream().await.map_err(|e| e.to_string())?;
                 let outcome = if by_range {
                     warehouse
                         .replace_date_range(RangeWrite {
@@ -371,6 +429,7 @@ async fn build_one(
                 report.table_version = Some(outcome.table_version);
             }
             report.rows = Some(rows);
+            report.rebuilt_dates = queued.into_iter().collect();
             report.partition = Some(if from == date {
                 format!("{column}={date}")
             } else {
@@ -398,6 +457,33 @@ async fn build_one(
         report.unknown_keys = count_unknown_keys(ctx, model, (from, date)).await?;
     }
     Ok(())
+}
+
+/// The dates a `rebuild_dates` query returns (its first column, a DATE).
+async fn dates_of(ctx: &SessionContext, query: &str) -> Result<Vec<NaiveDate>, String> {
+    let result = darkroom_storage::run_sql(ctx, query)
+        .await
+        .map_err(|e| format!("rebuild_dates: {e}"))?;
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
+    let mut out = Vec::new();
+    for batch in &result.batches {
+        let column = batch.column(0);
+        for row in 0..batch.num_rows() {
+            match ScalarValue::try_from_array(column, row).map_err(|e| e.to_string())? {
+                ScalarValue::Date32(Some(days)) => {
+                    out.extend(epoch.checked_add_signed(chrono::Duration::days(i64::from(days))));
+                }
+                ScalarValue::Date32(None) => {}
+                other => {
+                    return Err(format!(
+                        "rebuild_dates must return DATE values, not {}",
+                        other.data_type()
+                    ));
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn record(report: &mut ModelReport, outcome: &WriteOutcome) {
@@ -471,6 +557,36 @@ async fn evolve(warehouse: &Warehouse, name: &str, schema: &SchemaRef) -> Result
             .map_err(|e| e.to_string())?;
     }
     Ok(())
+}
+
+/// The rows of a query with every batch in the stream's own schema: an operator may hand
+/// out a batch whose column types differ from what the plan declares (a string view for a
+/// string, a wider decimal from a UNION branch), which the Parquet writer refuses.
+fn conform(
+    stream: datafusion::execution::SendableRecordBatchStream,
+) -> datafusion::execution::SendableRecordBatchStream {
+    let schema = stream.schema();
+    let target = Arc::clone(&schema);
+    let converted = stream.map(move |batch| {
+        let batch = batch?;
+        if batch.schema().fields() == target.fields() {
+            return Ok(batch);
+        }
+        let columns = batch
+            .columns()
+            .iter()
+            .zip(target.fields())
+            .map(|(c, f)| {
+                if c.data_type() == f.data_type() {
+                    Ok(Arc::clone(c))
+                } else {
+                    cast(c, f.data_type())
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(RecordBatch::try_new(Arc::clone(&target), columns)?)
+    });
+    Box::pin(RecordBatchStreamAdapter::new(schema, converted))
 }
 
 /// Types a Delta table stores alike: text read back as Utf8View is the Utf8 written.

@@ -67,6 +67,7 @@ pub(crate) struct RawSettings {
     check_cols: Option<Vec<String>>,
     surrogate_key: Option<String>,
     unknown_member: Option<bool>,
+    rebuild_dates: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -109,6 +110,10 @@ pub struct Settings {
     pub surrogate_key: Option<String>,
     /// Add a row with surrogate key -1 that facts point at when their key has no row yet.
     pub unknown_member: bool,
+    /// Incremental models: a query (rendered with the run's dates) returning the earlier
+    /// dates a run changes — e.g. days whose anonymous events a new sign-in re-attributes.
+    /// Those dates are rebuilt too, for this model and the incremental models downstream.
+    pub rebuild_dates: Option<String>,
 }
 
 impl RawSettings {
@@ -134,7 +139,8 @@ impl RawSettings {
             updated_at,
             check_cols,
             surrogate_key,
-            unknown_member
+            unknown_member,
+            rebuild_dates
         )
     }
 
@@ -201,6 +207,12 @@ impl RawSettings {
                 materialized.name()
             ));
         }
+        if self.rebuild_dates.is_some() && materialized != Materialized::Incremental {
+            problems.push(format!(
+                "rebuild_dates is for incremental models; `{model}` is a {}",
+                materialized.name()
+            ));
+        }
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -217,6 +229,7 @@ impl RawSettings {
             check_cols,
             surrogate_key,
             unknown_member,
+            rebuild_dates: self.rebuild_dates,
         })
     }
 }

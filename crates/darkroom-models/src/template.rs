@@ -15,6 +15,8 @@
 //!   `run_start_utc` / `run_end_utc` (the bounds of those dates in the project time zone, as
 //!   UTC timestamps `YYYY-MM-DDTHH:MM:SSZ`);
 //! - `local_date('expr')` — the date in the project time zone of a UTC timestamp expression;
+//! - `in_dates('expr')` — `expr` (a UTC timestamp) falls on `date_from`..`date_to` in the
+//!   project time zone, written as a range on the timestamp so Parquet statistics prune;
 //! - `var('name', default)` — a variable given on the command line (`--var name=value`);
 //! - `is_incremental()` — true when an incremental model's table already exists;
 //! - `date_dimension(start, end, holidays={...})` — the SELECT of a date dimension.
@@ -151,6 +153,23 @@ pub fn render(name: &str, template: &str, ctx: &RenderContext<'_>) -> Result<Ren
             })
             .unwrap_or_default()
     };
+    let utc_bound = |d: NaiveDate| {
+        d.and_hms_opt(0, 0, 0)
+            .and_then(|t| tz.from_local_datetime(&t).earliest())
+            .map(|t| {
+                t.with_timezone(&chrono::Utc)
+                    .format("%Y-%m-%dT%H:%M:%S")
+                    .to_string()
+            })
+            .unwrap_or_default()
+    };
+    let (lo, hi) = (utc_bound(ctx.date_from), utc_bound(shift(ctx.run_date, 1)));
+    env.add_function("in_dates", move |expr: String| {
+        format!(
+            "({expr} >= arrow_cast(TIMESTAMP '{lo}', 'Timestamp(µs, \"UTC\")') AND {expr} < \
+             arrow_cast(TIMESTAMP '{hi}', 'Timestamp(µs, \"UTC\")'))"
+        )
+    });
     let late_days = DEFAULT_LATE_DAYS;
     let globals = minijinja::context! {
         run_date => ctx.run_date.to_string(),

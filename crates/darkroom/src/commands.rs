@@ -551,6 +551,32 @@ async fn demo(args: DemoArgs) -> Result<u8> {
                 print_table_report(t);
             }
         }
+        // the models over every generated day: incremental ones in one range per model
+        let built = if failures.is_empty() {
+            let build_started = std::time::Instant::now();
+            let report = crate::models::build_demo(&project, &warehouse, first, last).await?;
+            if !args.json {
+                println!(
+                    "Built {} models ({} failed) for {} to {} in {:.1}s",
+                    report.models.len(),
+                    report.failed(),
+                    first,
+                    last,
+                    build_started.elapsed().as_secs_f64()
+                );
+            }
+            for m in report.models.iter().filter(|m| m.status != "built") {
+                failures.push(format!(
+                    "model {}: {} {}",
+                    m.model,
+                    m.status,
+                    m.error.as_deref().unwrap_or("")
+                ));
+            }
+            serde_json::to_value(&report)?
+        } else {
+            serde_json::Value::Null
+        };
         code = if !failures.is_empty() {
             exit::FAILED
         } else if incomplete.is_empty() {
@@ -559,13 +585,13 @@ async fn demo(args: DemoArgs) -> Result<u8> {
             exit::INCOMPLETE
         };
         ingested = serde_json::json!({ "reports": reports.len(), "errors": failures,
-            "incomplete": incomplete, "extract": extracts });
+            "incomplete": incomplete, "extract": extracts, "build": built });
     }
     if args.json {
         print_json(&serde_json::json!({ "demo": generated, "ingest": ingested }))?;
     } else {
         println!(
-            "\nNext:\n  darkroom -C {dir} tables\n  darkroom -C {dir} query \"SELECT event_date, count(*) AS page_views, count(DISTINCT cookie_vid) AS visitors FROM raw_web GROUP BY 1 ORDER BY 1 DESC LIMIT 7\"\n  darkroom -C {dir} query \"SELECT * FROM _ingest_ledger WHERE record = 'missing'\"\n  darkroom -C {dir} query \"SELECT plan, count(*) FROM raw_app_db_subscriptions GROUP BY 1\"\n  cat {dir}/truth/README.md      # what the warehouse must contain"
+            "\nNext:\n  darkroom -C {dir} tables\n  darkroom -C {dir} query \"SELECT * FROM mart_daily_kpis ORDER BY event_date DESC LIMIT 7\"\n  darkroom -C {dir} docs            # the star schema: grain, columns, lineage\n  darkroom -C {dir} query \"SELECT event_date, count(*) AS page_views, count(DISTINCT cookie_vid) AS visitors FROM raw_web GROUP BY 1 ORDER BY 1 DESC LIMIT 7\"\n  darkroom -C {dir} query \"SELECT * FROM _ingest_ledger WHERE record = 'missing'\"\n  darkroom -C {dir} query \"SELECT plan, count(*) FROM raw_app_db_subscriptions GROUP BY 1\"\n  cat {dir}/truth/README.md      # what the warehouse must contain"
         );
     }
     Ok(code)

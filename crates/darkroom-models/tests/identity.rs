@@ -1,0 +1,348 @@
+//! Identity resolution as the demo's models do it (the same files `darkroom demo` writes):
+//! anonymous then identified, one person on two devices, a shared device, and late
+//! identification re-attributing exactly the affected earlier days.
+
+// test code: a panic is a failed test
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use darkroom_config::{Diagnostics, Project};
+use darkroom_models::{BuildOptions, BuildReport, Models};
+use darkroom_storage::{PartitionWrite, StorageSettings, Warehouse};
+use datafusion::prelude::SessionContext;
+
+const TOML: &str = r#"
+[project]
+name = "identity"
+timezone = "America/Toronto"
+
+[[sources]]
+name = "web"
+kind = "nginx"
+format = "combined"
+path = "logs/web/{host}/{date}.log"
+hosts = ["web-1"]
+
+[[sources]]
+name = "api"
+kind = "nginx"
+format = "combined"
+path = "logs/api/{host}/{date}.log"
+hosts = ["api-1"]
+
+[[sources]]
+name = "app"
+kind = "jsonl"
+path = "logs/app/{host}/{date}.jsonl"
+hosts = ["api-1"]
+timestamp_field = "ts"
+timestamp_format = "rfc3339"
+"#;
+
+const MODELS: &[(&str, &str)] = &[
+    (
+        "stg_web_requests.sql",
+        include_str!("../../darkroom-demo/models/staging/stg_web_requests.sql"),
+    ),
+    (
+        "stg_touches.sql",
+        include_str!("../../darkroom-demo/models/staging/stg_touches.sql"),
+    ),
+    (
+        "stg_identity_links.sql",
+        include_str!("../../darkroom-demo/models/identity/stg_identity_links.sql"),
+    ),
+    (
+        "map_identity.sql",
+        include_str!("../../darkroom-demo/models/identity/map_identity.sql"),
+    ),
+    (
+        "int_touches_resolved.sql",
+        include_str!("../../darkroom-demo/models/identity/int_touches_resolved.sql"),
+    ),
+];
+
+/// (UTC time, source, visitor id, logged-in user id)
+const TOUCHES: &[(&str, &str, &str, Option<i64>)] = &[
+    // A: browses anonymously long before, and two days before, signing in as 7
+    ("2025-12-01 15:00:00", "web", "A", None),
+    ("2026-01-01 15:00:00", "web", "A", None),
+    ("2026-01-03 15:00:00", "web", "A", Some(7)),
+    ("2026-01-03 16:00:00", "web", "A", None),
+    // B: 7's phone, anonymous the day before 7 opens the app signed in on it
+    ("2026-01-02 15:00:00", "app", "B", None),
+    ("2026-01-03 17:00:00", "app", "B", Some(7)),
+    // C: shared by 8 (first) and 9 (from the next day)
+    ("2025-12-31 16:00:00", "web", "C", None),
+    ("2026-01-01 14:00:00", "web", "C", Some(8)),
+    ("2026-01-01 16:00:00", "web", "C", None),
+    ("2026-01-02 14:00:00", "web", "C", Some(9)),
+    ("2026-01-02 16:00:00", "web", "C", None),
+    // D: never signs in
+    ("2026-01-02 15:00:00", "web", "D", None),
+];
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    project: Project,
+    warehouse: Warehouse,
+}
+
+fn day(text: &str) -> NaiveDate {
+    text.parse().unwrap()
+}
+
+impl Fixture {
+    async fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("darkroom.toml"), TOML).unwrap();
+        std::fs::create_dir_all(dir.path().join("models")).unwrap();
+        for (name, text) in MODELS {
+            std::fs::write(dir.path().join("models").join(name), text).unwrap();
+        }
+        // something downstream, built date by date
+        std::fs::write(
+            dir.path().join("models/persons_daily.sql"),
+            "{{ config(materialized='incremental') }}\nSELECT event_date, count(DISTINCT person_id) AS persons \
+             FROM {{ ref('int_touches_resolved') }} WHERE event_date = DATE '{{ run_date }}' \
+             AND person_id LIKE 'v:%' GROUP BY 1",
+        )
+        .unwrap();
+        let project = Project::load_with_env(dir.path(), &|_| None).unwrap();
+        let warehouse =
+            Warehouse::open(StorageSettings::local(dir.path().join("warehouse"))).unwrap();
+        let f = Self {
+            _dir: dir,
+            project,
+            warehouse,
+        };
+        let rows = |source: &str| -> Vec<String> {
+            TOUCHES
+                .iter()
+                .filter(|t| t.1 == source)
+                .map(|(ts, _, vid, user)| {
+                    let user = user.map_or("NULL".to_string(), |u| format!("'{u}'"));
+                    format!("('{ts}', '{vid}', {user})")
+                })
+                .collect()
+        };
+        let ts = "arrow_cast(CAST(column1 AS TIMESTAMP), 'Timestamp(µs, \"UTC\")')";
+        let local = "CAST(arrow_cast(arrow_cast(CAST(column1 AS TIMESTAMP), 'Timestamp(µs, \"UTC\")'), 'Timestamp(µs, \"America/Toronto\")') AS DATE)";
+        f.raw(
+            "raw_web",
+            &format!(
+                "SELECT {ts} AS event_ts, {local} AS event_date, {local} AS file_date, 'web-1' AS host, \
+                 'GET' AS request_method, '/' AS request_path, 200 AS status, '' AS http_referer, \
+                 'Mozilla/5.0' AS http_user_agent, column2 AS cookie_vid, column3 AS user_id \
+                 FROM (VALUES {})",
+                rows("web").join(", ")
+            ),
+        )
+        .await;
+        f.raw(
+            "raw_api",
+            &format!(
+                "SELECT {ts} AS event_ts, {local} AS event_date, {local} AS file_date, 'api-1' AS host, \
+                 'GET' AS request_method, '/api/v1/feed' AS request_path, 200 AS status, '' AS http_referer, \
+                 'Darkroom/3 (iPhone; iOS 17)' AS http_user_agent, column2 AS cookie_vid, column3 AS user_id \
+                 FROM (VALUES ('2026-01-02 00:00:00', 'Z', CAST(NULL AS VARCHAR)))"
+            ),
+        )
+        .await;
+        f.raw(
+            "raw_app",
+            &format!(
+                "SELECT {ts} AS event_ts, {local} AS event_date, {local} AS file_date, 'app_open' AS event, \
+                 column2 AS device_id, 'ios' AS device_platform, column3 AS user_id FROM (VALUES {})",
+                rows("app").join(", ")
+            ),
+        )
+        .await;
+        f
+    }
+
+    async fn raw(&self, table: &str, sql: &str) {
+        let ctx = SessionContext::new();
+        let df = ctx.sql(sql).await.unwrap();
+        let schema = Arc::new(df.schema().as_arrow().clone());
+        let input = df.execute_stream().await.unwrap();
+        self.warehouse
+            .replace_table(PartitionWrite {
+                table: table.into(),
+                partition_columns: vec![],
+                partition: vec![],
+                schema,
+                input,
+                task: format!("test/{table}"),
+                fingerprint: "test".into(),
+                plain_columns: vec![],
+            })
+            .await
+            .unwrap();
+    }
+
+    async fn build(&self, from: &str, to: &str) -> BuildReport {
+        let mut diags = Diagnostics::default();
+        let models = Models::load(&self.project, &mut diags);
+        assert!(diags.is_empty(), "{diags}");
+        let options = BuildOptions {
+            date: Some(day(to)),
+            from: Some(day(from)),
+            ..BuildOptions::default()
+        };
+        let report =
+            darkroom_models::build(&self.project, &models, &self.warehouse, &options, &|_| {})
+                .await
+                .unwrap();
+        assert_eq!(report.failed(), 0, "{report:?}");
+        report
+    }
+
+    /// visitor, UTC time -> (person_id, identified_by)
+    async fn persons(&self) -> BTreeMap<(String, String), (String, String)> {
+        let ctx = self.warehouse.session().await.unwrap();
+        let result = darkroom_storage::run_sql(
+            &ctx,
+            "SELECT visitor_id, CAST(event_ts AS VARCHAR), person_id, identified_by FROM int_touches_resolved \
+             WHERE visitor_id <> 'Z'",
+        )
+        .await
+        .unwrap();
+        let mut out = BTreeMap::new();
+        for batch in &result.batches {
+            let col = |i: usize, row: usize| {
+                datafusion::arrow::util::display::array_value_to_string(batch.column(i), row)
+                    .unwrap()
+            };
+            for row in 0..batch.num_rows() {
+                let ts = col(1, row).replace('T', " ");
+                let ts = ts.get(..19).unwrap_or(&ts).to_string();
+                out.insert((col(0, row), ts), (col(2, row), col(3, row)));
+            }
+        }
+        out
+    }
+}
+
+fn expect(
+    persons: &BTreeMap<(String, String), (String, String)>,
+    vid: &str,
+    ts: &str,
+    who: &str,
+    how: &str,
+) {
+    let got = persons
+        .get(&(vid.to_string(), ts.to_string()))
+        .unwrap_or_else(|| panic!("no touch {vid} at {ts} in {persons:?}"));
+    assert_eq!(got, &(who.to_string(), how.to_string()), "{vid} at {ts}");
+}
+
+#[tokio::test]
+async fn every_touch_resolves_to_one_person_by_the_documented_rules() {
+    let f = Fixture::new().await;
+    f.build("2025-12-01", "2026-01-03").await;
+    let p = f.persons().await;
+    assert_eq!(p.len(), TOUCHES.len());
+    // anonymous, then identified: 30-day look-back, and not beyond it
+    expect(&p, "A", "2025-12-01 15:00:00", "v:A", "none");
+    expect(&p, "A", "2026-01-01 15:00:00", "7", "lookback");
+    expect(&p, "A", "2026-01-03 15:00:00", "7", "login");
+    expect(&p, "A", "2026-01-03 16:00:00", "7", "link");
+    // a second device of the same person
+    expect(&p, "B", "2026-01-02 15:00:00", "7", "lookback");
+    expect(&p, "B", "2026-01-03 17:00:00", "7", "login");
+    // a shared device: anonymous events go to the user most recently linked at the time
+    expect(&p, "C", "2025-12-31 16:00:00", "8", "lookback");
+    expect(&p, "C", "2026-01-01 16:00:00", "8", "link");
+    expect(&p, "C", "2026-01-02 16:00:00", "9", "link");
+    // never signed in: its own person
+    expect(&p, "D", "2026-01-02 15:00:00", "v:D", "none");
+}
+
+#[tokio::test]
+async fn late_identification_rebuilds_exactly_the_affected_days() {
+    let f = Fixture::new().await;
+    for d in ["2025-12-01", "2025-12-31", "2026-01-01", "2026-01-02"] {
+        f.build(d, d).await;
+    }
+    let before = f.persons().await;
+    let anonymous = |f: &Fixture| {
+        let w = f.warehouse.clone();
+        async move {
+            let ctx = w.session().await.unwrap();
+            let r = darkroom_storage::run_sql(
+                &ctx,
+                "SELECT CAST(event_date AS VARCHAR) AS d, persons FROM persons_daily ORDER BY 1",
+            )
+            .await
+            .unwrap();
+            datafusion::arrow::util::pretty::pretty_format_batches(&r.batches)
+                .unwrap()
+                .to_string()
+        }
+    };
+    let text = anonymous(&f).await;
+    assert!(text.contains("| 2026-01-01 | 2       |"), "{text}");
+    assert!(text.contains("| 2026-01-02 | 2       |"), "{text}");
+    expect(&before, "A", "2026-01-01 15:00:00", "v:A", "none");
+    expect(&before, "B", "2026-01-02 15:00:00", "v:B", "none");
+    let version = |d: &'static str| {
+        let w = f.warehouse.clone();
+        async move {
+            w.completion(
+                "int_touches_resolved",
+                &format!("build/int_touches_resolved/{d}"),
+            )
+            .await
+            .unwrap()
+            .map(|c| c.table_version)
+        }
+    };
+    let untouched = [
+        ("2025-12-01", version("2025-12-01").await),
+        ("2025-12-31", version("2025-12-31").await),
+    ];
+
+    // 7 signs in on A and B on 01-03: their anonymous days are re-attributed
+    let report = f.build("2026-01-03", "2026-01-03").await;
+    let resolved = report
+        .models
+        .iter()
+        .find(|m| m.model == "int_touches_resolved")
+        .unwrap();
+    assert_eq!(
+        resolved.rebuilt_dates,
+        [day("2026-01-01"), day("2026-01-02")]
+    );
+    let after = f.persons().await;
+    expect(&after, "A", "2026-01-01 15:00:00", "7", "lookback");
+    expect(&after, "B", "2026-01-02 15:00:00", "7", "lookback");
+    expect(&after, "A", "2025-12-01 15:00:00", "v:A", "none");
+    for (d, v) in untouched {
+        assert_eq!(version(d).await, v, "{d} was not rebuilt");
+    }
+    // everything downstream that is incremental recomputes the same days (it counted two
+    // anonymous persons on each of those days before)
+    let daily = report
+        .models
+        .iter()
+        .find(|m| m.model == "persons_daily")
+        .unwrap();
+    assert_eq!(daily.rebuilt_dates, [day("2026-01-01"), day("2026-01-02")]);
+    let text = anonymous(&f).await;
+    // anonymous persons: 01-01 had v:A and v:Z (an API call), 01-02 v:B and v:D
+    assert!(text.contains("| 2026-01-01 | 1       |"), "{text}");
+    assert!(text.contains("| 2026-01-02 | 1       |"), "{text}");
+    let links = report
+        .models
+        .iter()
+        .find(|m| m.model == "stg_identity_links")
+        .unwrap();
+    assert!(
+        links.rebuilt_dates.is_empty(),
+        "upstream models are not rebuilt"
+    );
+}
