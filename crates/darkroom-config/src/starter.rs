@@ -93,6 +93,23 @@ client_ip = "keep"
 # history = "snapshot"               # keep one copy per snapshot_date ("replace": latest only)
 "#;
 
+/// A first model: `darkroom build` turns it into the table `daily_requests`.
+pub const STARTER_MODEL: &str = "\
+-- A model is one SELECT; its file name is its table's name. `darkroom build` builds every
+-- model (`darkroom build --help`), `darkroom compile daily_requests` prints the final SQL.
+-- incremental: each build computes the dates it is given and replaces exactly those
+-- partitions (event_date), so re-running a date never duplicates anything.
+{{ config(materialized='incremental', grain='one row per day, host and status',
+          description='Requests to the web hosts by day, host and status.') }}
+SELECT event_date, host, status, count(*) AS requests
+FROM {{ source('web') }}
+-- a log file holds events of neighbouring days: read the files of the day before to
+-- late_days after, keep the events of the dates being built
+WHERE file_date BETWEEN DATE '{{ prev_date }}' AND DATE '{{ late_date }}'
+  AND event_date BETWEEN DATE '{{ date_from }}' AND DATE '{{ date_to }}'
+GROUP BY event_date, host, status
+";
+
 /// Write the starter project into `dir` (created if needed). Refuses to overwrite an existing
 /// `darkroom.toml`. Returns the files written.
 pub fn write_starter(dir: &Path) -> io::Result<Vec<PathBuf>> {
@@ -106,14 +123,16 @@ pub fn write_starter(dir: &Path) -> io::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir.join("logs/web"))?;
     std::fs::create_dir_all(dir.join("models"))?;
     std::fs::write(&toml_path, STARTER_TOML)?;
+    let model = dir.join("models").join("daily_requests.sql");
+    if !model.exists() {
+        std::fs::write(&model, STARTER_MODEL)?;
+    }
     let gitignore = dir.join(".gitignore");
     if !gitignore.exists() {
-        std::fs::write(&gitignore, "/warehouse\n/.darkroom\n")?;
+        std::fs::write(
+            &gitignore,
+            "/warehouse\n/warehouse-dev\n/target\n/.darkroom\n",
+        )?;
     }
-    Ok(vec![
-        toml_path,
-        gitignore,
-        dir.join("logs/web"),
-        dir.join("models"),
-    ])
+    Ok(vec![toml_path, gitignore, dir.join("logs/web"), model])
 }

@@ -25,6 +25,10 @@ use crate::model::{Materialized, Model};
 use crate::template::{RenderContext, quote, render};
 use crate::{Models, snapshot, template_error};
 
+/// The most dates one query of an incremental model computes: a longer range is built in
+/// chunks of this many days, one commit each.
+pub const MAX_RANGE_DAYS: u64 = 31;
+
 /// What to build.
 #[derive(Debug, Clone, Default)]
 pub struct BuildOptions {
@@ -168,8 +172,7 @@ pub async fn build(
             dates: (from, date),
             vars: &options.vars,
         };
-        match build_one(&run, model, &extra, &mut report).await
-        {
+        match build_one(&run, model, &extra, &mut report).await {
             Ok(()) => {
                 if !report.rebuilt_dates.is_empty() {
                     // the incremental models downstream recompute the same dates
@@ -349,34 +352,60 @@ async fn build_one(
             let text = &model.source.text;
             let by_range = text.contains("date_from") || text.contains("date_to");
             let spans: Vec<(NaiveDate, NaiveDate)> = if by_range {
-                vec![(from, date)]
+                // a long backfill in chunks: memory stays bounded by a month of data
+                let mut chunks = Vec::new();
+                let mut start = from;
+                while start <= date {
+                    let end = start
+                        .checked_add_days(chrono::Days::new(MAX_RANGE_DAYS - 1))
+                        .map_or(date, |e| e.min(date));
+                    chunks.push((start, end));
+                    match end.succ_opt() {
+                        Some(next) => start = next,
+                        None => break,
+                    }
+                }
+                chunks
             } else {
                 from.iter_days()
                     .take_while(|d| *d <= date)
                     .map(|d| (d, d))
                     .collect()
             };
-            let mut spans: std::collections::VecDeque<(NaiveDate, NaiveDate)> = spans.into();
+            // earlier dates to rebuild as well: named upstream, or by this model's own
+            // rebuild_dates query (which reads upstream tables, already built)
             let outside = |d: &NaiveDate| *d < from || *d > date;
             let mut queued: BTreeSet<NaiveDate> = extra.iter().copied().filter(outside).collect();
-            spans.extend(queued.iter().map(|d| (*d, *d)));
-            let mut rows = 0;
-            let mut first = true;
-            while let Some((a, b)) = spans.pop_front() {
-                let rendered = render_for(a, b)?;
-                if first
-                    && let Some(query) = rendered
-                        .config
-                        .get("rebuild_dates")
-                        .and_then(|v| v.as_str())
-                {
-                    for d in dates_of(ctx, query).await? {
-                        if outside(&d) && queued.insert(d) {
-                            spans.push_back((d, d));
+            if let Some(query) = render_for(from, date)?
+                .config
+                .get("rebuild_dates")
+                .and_then(|v| v.as_str())
+            {
+                queued.extend(dates_of(ctx, query).await?.into_iter().filter(outside));
+            }
+            let mut spans = spans;
+            if by_range {
+                // each run of consecutive dates in one query and one commit: exactly those
+                // partitions, at a fraction of the cost of one write per date
+                let mut runs: Vec<(NaiveDate, NaiveDate)> = Vec::new();
+                for &d in &queued {
+                    match runs.last_mut() {
+                        Some((start, end))
+                            if end.succ_opt() == Some(d)
+                                && (d - *start).num_days() < MAX_RANGE_DAYS as i64 =>
+                        {
+                            *end = d;
                         }
+                        _ => runs.push((d, d)),
                     }
                 }
-                first = false;
+                spans.extend(runs);
+            } else {
+                spans.extend(queued.iter().map(|d| (*d, *d)));
+            }
+            let mut rows = 0;
+            for (a, b) in spans {
+                let rendered = render_for(a, b)?;
                 let fingerprint = fingerprint(warehouse, model, &rendered.sql).await?;
                 let df = ctx.sql(&rendered.sql).await.map_err(|e| e.to_string())?;
                 let stream = conform(df.execute_stream().await.map_err(|e| e.to_string())?);

@@ -346,3 +346,111 @@ async fn late_identification_rebuilds_exactly_the_affected_days() {
         "upstream models are not rebuilt"
     );
 }
+
+#[tokio::test]
+async fn traffic_rules_keep_bots_health_checks_and_static_assets_out_of_page_views_and_count_them()
+{
+    let f = Fixture::new().await;
+    std::fs::write(
+        f.project.root.join("models/fct_web_traffic.sql"),
+        include_str!("../../darkroom-demo/models/marts/fct_web_traffic.sql"),
+    )
+    .unwrap();
+    let requests = [
+        (
+            "GET",
+            "/",
+            "Mozilla/5.0 (X11; Linux x86_64) Firefox/125.0",
+            "page_view",
+        ),
+        (
+            "GET",
+            "/photos/3?ref=x",
+            "Mozilla/5.0 (Macintosh) Safari/605.1.15",
+            "page_view",
+        ),
+        (
+            "POST",
+            "/api/v1/photos/3/like",
+            "Mozilla/5.0 (X11) Firefox/125.0",
+            "action",
+        ),
+        (
+            "GET",
+            "/",
+            "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+            "bot",
+        ),
+        ("GET", "/photos/1", "curl/8.5.0", "bot"),
+        ("GET", "/healthz", "kube-probe/1.29", "health_check"),
+        ("GET", "/status", "Mozilla/5.0", "health_check"),
+        (
+            "GET",
+            "/static/app.3f2a.js",
+            "Mozilla/5.0 (X11) Firefox/125.0",
+            "static_asset",
+        ),
+        (
+            "GET",
+            "/favicon.ico",
+            "Mozilla/5.0 (X11) Firefox/125.0",
+            "static_asset",
+        ),
+        (
+            "GET",
+            "/img/cover.webp?w=300",
+            "Mozilla/5.0 (X11) Firefox/125.0",
+            "static_asset",
+        ),
+    ];
+    let values: Vec<String> = requests
+        .iter()
+        .enumerate()
+        .map(|(i, (m, path, agent, _))| {
+            format!("('2026-01-02 15:00:{i:02}', '{m}', '{path}', '{agent}', 'V{i}')")
+        })
+        .collect();
+    let ts = "arrow_cast(CAST(column1 AS TIMESTAMP), 'Timestamp(µs, \"UTC\")')";
+    f.raw(
+        "raw_web",
+        &format!(
+            "SELECT {ts} AS event_ts, DATE '2026-01-02' AS event_date, DATE '2026-01-02' AS file_date, \
+             'web-1' AS host, column2 AS request_method, column3 AS request_path, 200 AS status, \
+             '' AS http_referer, column4 AS http_user_agent, column5 AS cookie_vid, \
+             CAST(NULL AS VARCHAR) AS user_id FROM (VALUES {})",
+            values.join(", ")
+        ),
+    )
+    .await;
+    f.build("2026-01-02", "2026-01-02").await;
+    let ctx = f.warehouse.session().await.unwrap();
+    let counts = darkroom_storage::run_sql(
+        &ctx,
+        "SELECT traffic_class, CAST(requests AS BIGINT) AS n FROM fct_web_traffic ORDER BY 1",
+    )
+    .await
+    .unwrap();
+    let text = datafusion::arrow::util::pretty::pretty_format_batches(&counts.batches)
+        .unwrap()
+        .to_string();
+    for (class, n) in [
+        ("action", 1),
+        ("bot", 2),
+        ("health_check", 2),
+        ("page_view", 2),
+        ("static_asset", 3),
+    ] {
+        assert!(
+            text.contains(&format!("| {class:<13} | {n} |")),
+            "{class}:\n{text}"
+        );
+    }
+    // only page views and actions become touches (and so visitors and persons)
+    let touches = darkroom_storage::run_sql(
+        &ctx,
+        "SELECT visitor_id FROM stg_touches WHERE source = 'web' ORDER BY 1",
+    )
+    .await
+    .unwrap();
+    assert_eq!(touches.num_rows(), 3);
+}

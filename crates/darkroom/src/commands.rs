@@ -554,29 +554,42 @@ async fn demo(args: DemoArgs) -> Result<u8> {
         // the models over every generated day: incremental ones in one range per model
         let built = if failures.is_empty() {
             let build_started = std::time::Instant::now();
-            let report = crate::models::build_demo(&project, &warehouse, first, last).await?;
-            if !args.json {
-                println!(
-                    "Built {} models ({} failed) for {} to {} in {:.1}s",
-                    report.models.len(),
-                    report.failed(),
-                    first,
-                    last,
-                    build_started.elapsed().as_secs_f64()
-                );
+            match crate::models::build_demo(&project, &warehouse, first, last).await {
+                Ok(report) => {
+                    if !args.json {
+                        println!(
+                            "Built {} models ({} failed) for {} to {} in {:.1}s",
+                            report.models.len(),
+                            report.failed(),
+                            first,
+                            last,
+                            build_started.elapsed().as_secs_f64()
+                        );
+                    }
+                    for m in report.models.iter().filter(|m| m.status != "built") {
+                        failures.push(format!(
+                            "model {}: {} {}",
+                            m.model,
+                            m.status,
+                            m.error.as_deref().unwrap_or("")
+                        ));
+                    }
+                    serde_json::to_value(&report)?
+                }
+                // e.g. an injected schema drift: the models no longer match the database
+                Err(e) => {
+                    failures.push(format!("models: {e}"));
+                    serde_json::Value::Null
+                }
             }
-            for m in report.models.iter().filter(|m| m.status != "built") {
-                failures.push(format!(
-                    "model {}: {} {}",
-                    m.model,
-                    m.status,
-                    m.error.as_deref().unwrap_or("")
-                ));
-            }
-            serde_json::to_value(&report)?
         } else {
             serde_json::Value::Null
         };
+        if !args.json {
+            for f in failures.iter().filter(|f| f.starts_with("model")) {
+                eprintln!("error: {f}");
+            }
+        }
         code = if !failures.is_empty() {
             exit::FAILED
         } else if incomplete.is_empty() {

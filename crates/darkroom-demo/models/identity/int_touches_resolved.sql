@@ -4,7 +4,11 @@ WITH t AS (
   SELECT * FROM {{ ref('stg_touches') }}
   WHERE event_date BETWEEN DATE '{{ date_from }}' AND DATE '{{ date_to }}'
 ),
-links AS (SELECT visitor_id, user_id, first_linked_at FROM {{ ref('map_identity') }}),
+-- only the links of the devices seen anonymously on these dates: the cost follows the day, not the map
+links AS (
+  SELECT visitor_id, user_id, first_linked_at FROM {{ ref('map_identity') }}
+  WHERE visitor_id IN (SELECT visitor_id FROM t WHERE user_id IS NULL)
+),
 firsts AS (
   SELECT visitor_id, first_linked_at AS first_at, user_id AS first_user,
          row_number() OVER (PARTITION BY visitor_id ORDER BY first_linked_at, user_id) AS rn

@@ -27,7 +27,7 @@ m AS (
   LEFT JOIN prices pt ON pt.plan = c.to_plan
   WHERE {{ in_dates('c.changed_at') }}
 )
-SELECT m.subscription_id, m.user_id, m.event_ts, {{ local_date('m.event_ts') }} AS event_date, m.movement, m.plan,
+SELECT m.subscription_id, m.user_id, CAST(m.user_id AS VARCHAR) AS person_id, m.event_ts, {{ local_date('m.event_ts') }} AS event_date, m.movement, m.plan,
        m.mrr_delta, coalesce(v.user_key, -1) AS user_key
 FROM m
 LEFT JOIN {{ ref('int_user_versions') }} v

@@ -9,6 +9,7 @@ mod demo;
 mod extract;
 mod harness;
 mod ingest;
+mod models;
 mod project_files;
 mod query;
 mod s3;
