@@ -2,18 +2,21 @@
 # SQL models benchmark: rebuilding one day of every demo model, and how that cost grows with
 # history.
 #
-#   benches/models.sh [--runs 3] [--bin path/to/release/darkroom] [--days "30 365"]
-#                     [--users-per-day 222]
+#   benches/models.sh [--runs 3] [--bin path/to/release/darkroom]
+#                     [--days "30:27000 365:81030"] [--users-per-day 222]
 #
-# For each history length it generates a demo company (users scaled with the days, so a day
-# holds about the same amount of data whatever the history), runs `darkroom demo` (which
-# ingests, extracts and builds every date once), then times `darkroom build --date LAST`
+# For each history length (DAYS, or DAYS:USERS; USERS defaults to DAYS x --users-per-day) it
+# generates a demo company, runs `darkroom demo` (which ingests, extracts and builds every
+# date once), then times `darkroom build --date LAST`
 # (every model for the last day: incremental partitions, the identity map, the SCD2 snapshot,
-# the dimensions) RUNS times. Prints each run, the median, the day's input rows and the ratio
-# of the longest history's median to the shortest's.
+# the dimensions) RUNS times. Prints each run, the median, the day's input rows (touches) and
+# the ratio of the longest history's median to the shortest's. Members accumulate, so the
+# last day of a long history holds more data than that of a short one with the same users
+# per day: the defaults give both last days about 156,000 touches, so the ratio compares the
+# same day's data on top of 30 and 365 days of history.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-RUNS=3; BIN=""; DAYS="30 365"; PER_DAY=222
+RUNS=3; BIN=""; DAYS="30:27000 365:81030"; PER_DAY=222
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) RUNS="$2"; shift 2 ;;
@@ -32,8 +35,10 @@ WORK=$(mktemp -d /tmp/darkroom-bench-models-XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 declare -A MED ROWS
-for days in $DAYS; do
-  users=$((days * PER_DAY))
+for entry in $DAYS; do
+  days=${entry%%:*}
+  users=${entry#*:}
+  [ "$users" = "$entry" ] && users=$((days * PER_DAY))
   dir="$WORK/d$days"
   t0=$(date +%s.%N)
   "$BIN" demo "$dir" --days "$days" --users "$users" --json > "$WORK/demo$days.json"
@@ -62,8 +67,11 @@ PY
   ROWS[$days]=$rows
   echo "  median one-day rebuild: ${MED[$days]} s ($(echo "scale=3; ${MED[$days]} * 100000 / $rows" | bc) s per 100k touches of the day)"
 done
-first=$(echo $DAYS | awk '{print $1}'); last=$(echo $DAYS | awk '{print $NF}')
+first=$(echo $DAYS | awk '{print $1}'); first=${first%%:*}
+last=$(echo $DAYS | awk '{print $NF}'); last=${last%%:*}
 if [ "$first" != "$last" ]; then
   echo "ratio ${last}-day / ${first}-day history: $(echo "scale=2; ${MED[$last]} / ${MED[$first]}" | bc) as measured;" \
-       "$(echo "scale=2; (${MED[$last]} / ${ROWS[$last]}) / (${MED[$first]} / ${ROWS[$first]})" | bc) per touch of the day (target <= 1.5)"
+       "$(printf '%.2f' "$(echo "scale=12; (${MED[$last]} / ${ROWS[$last]}) / (${MED[$first]} / ${ROWS[$first]})" | bc)")" \
+       "per touch of the day (target <= 1.5; compare histories whose last day holds about the" \
+       "same touches: --users-per-day sets the size)"
 fi

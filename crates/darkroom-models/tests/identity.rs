@@ -40,6 +40,12 @@ path = "logs/app/{host}/{date}.jsonl"
 hosts = ["api-1"]
 timestamp_field = "ts"
 timestamp_format = "rfc3339"
+
+[[sources]]
+name = "app_db"
+kind = "sqlite"
+url = "db/app.db"
+tables = [{ name = "users", mode = "full" }, { name = "subscriptions", mode = "full" }]
 "#;
 
 const MODELS: &[(&str, &str)] = &[
@@ -453,4 +459,172 @@ async fn traffic_rules_keep_bots_health_checks_and_static_assets_out_of_page_vie
     .await
     .unwrap();
     assert_eq!(touches.num_rows(), 3);
+}
+
+#[tokio::test]
+async fn page_views_carry_sessions_channels_and_each_person_a_first_touch_channel() {
+    let f = Fixture::new().await;
+    for (name, text) in [
+        (
+            "stg_users.sql",
+            include_str!("../../darkroom-demo/models/staging/stg_users.sql"),
+        ),
+        (
+            "dim_user.sql",
+            include_str!("../../darkroom-demo/models/marts/dim_user.sql"),
+        ),
+        (
+            "int_user_versions.sql",
+            include_str!("../../darkroom-demo/models/marts/int_user_versions.sql"),
+        ),
+        (
+            "dim_platform.sql",
+            include_str!("../../darkroom-demo/models/marts/dim_platform.sql"),
+        ),
+        (
+            "fct_pageviews.sql",
+            include_str!("../../darkroom-demo/models/marts/fct_pageviews.sql"),
+        ),
+        (
+            "int_person_days.sql",
+            include_str!("../../darkroom-demo/models/identity/int_person_days.sql"),
+        ),
+        (
+            "dim_person.sql",
+            include_str!("../../darkroom-demo/models/identity/dim_person.sql"),
+        ),
+    ] {
+        std::fs::write(f.project.root.join("models").join(name), text).unwrap();
+    }
+    f.raw(
+        "raw_app_db_users",
+        "SELECT CAST(1 AS BIGINT) AS id, 'ann' AS username, 'CA' AS country, 'web' AS signup_platform, \
+         'search' AS acquisition_channel, arrow_cast(TIMESTAMP '2026-01-01T00:00:00', 'Timestamp(µs, \"UTC\")') AS created_at, \
+         arrow_cast(TIMESTAMP '2026-01-01T00:00:00', 'Timestamp(µs, \"UTC\")') AS updated_at, \
+         arrow_cast(NULL, 'Timestamp(µs, \"UTC\")') AS deleted_at",
+    )
+    .await;
+    f.raw(
+        "raw_app_db_subscriptions",
+        "SELECT CAST(1 AS BIGINT) AS id, CAST(1 AS BIGINT) AS user_id, 'pro' AS plan, 'active' AS status, \
+         arrow_cast(TIMESTAMP '2026-01-01T00:00:00', 'Timestamp(µs, \"UTC\")') AS started_at",
+    )
+    .await;
+    // (UTC time, visitor, path, referrer) -> expected channel
+    let views = [
+        (
+            "15:00:00",
+            "P1",
+            "/?utm_source=fb&utm_medium=cpc",
+            "",
+            "paid",
+        ),
+        (
+            "15:00:00",
+            "P2",
+            "/photos/1?gclid=abc",
+            "https://www.google.com/",
+            "paid",
+        ),
+        ("15:00:00", "S1", "/", "https://www.facebook.com/", "social"),
+        (
+            "15:00:00",
+            "S2",
+            "/?utm_source=ig&utm_medium=social",
+            "",
+            "social",
+        ),
+        ("15:00:00", "G1", "/", "https://www.google.com/", "search"),
+        (
+            "15:00:00",
+            "O1",
+            "/?utm_source=newsletter&utm_medium=email",
+            "",
+            "organic",
+        ),
+        ("15:00:00", "D1", "/", "", "direct"),
+        (
+            "15:00:00",
+            "R1",
+            "/",
+            "https://blog.example.org/a-post",
+            "referral",
+        ),
+        // one person's day: an internal click, then search; 40 minutes later a new session
+        (
+            "16:00:00",
+            "X",
+            "/explore",
+            "https://darkroom.example/",
+            "internal",
+        ),
+        ("16:20:00", "X", "/", "https://www.bing.com/", "search"),
+        (
+            "17:00:00",
+            "X",
+            "/pricing",
+            "https://darkroom.example/explore",
+            "internal",
+        ),
+    ];
+    let values: Vec<String> = views
+        .iter()
+        .map(|(t, v, path, referer, _)| format!("('2026-01-02 {t}', '{v}', '{path}', '{referer}')"))
+        .collect();
+    let ts = "arrow_cast(CAST(column1 AS TIMESTAMP), 'Timestamp(µs, \"UTC\")')";
+    f.raw(
+        "raw_web",
+        &format!(
+            "SELECT {ts} AS event_ts, DATE '2026-01-02' AS event_date, DATE '2026-01-02' AS file_date, \
+             'web-1' AS host, 'GET' AS request_method, column3 AS request_path, 200 AS status, \
+             column4 AS http_referer, 'Mozilla/5.0 (X11) Firefox/125.0' AS http_user_agent, \
+             column2 AS cookie_vid, CAST(NULL AS VARCHAR) AS user_id FROM (VALUES {})",
+            values.join(", ")
+        ),
+    )
+    .await;
+    f.build("2026-01-02", "2026-01-02").await;
+    let ctx = f.warehouse.session().await.unwrap();
+    let rows = darkroom_storage::run_sql(
+        &ctx,
+        "SELECT visitor_id, CAST(event_ts AS VARCHAR) AS ts, channel, session_number FROM fct_pageviews",
+    )
+    .await
+    .unwrap();
+    let mut got = BTreeMap::new();
+    for batch in &rows.batches {
+        for row in 0..batch.num_rows() {
+            let v = |i: usize| {
+                datafusion::arrow::util::display::array_value_to_string(batch.column(i), row)
+                    .unwrap()
+            };
+            got.insert((v(0), v(1)[11..19].to_string()), (v(2), v(3)));
+        }
+    }
+    assert_eq!(got.len(), views.len(), "{got:?}");
+    for (t, v, _, _, channel) in views {
+        let (c, _) = &got[&(v.to_string(), t.to_string())];
+        assert_eq!(c, channel, "{v} at {t}");
+    }
+    let session = |t: &str| got[&("X".to_string(), t.to_string())].1.clone();
+    assert_eq!(
+        (
+            session("16:00:00"),
+            session("16:20:00"),
+            session("17:00:00")
+        ),
+        ("1".to_string(), "1".to_string(), "2".to_string()),
+        "a new session after 30 minutes without a page view"
+    );
+    // first touch: the first page view from outside the site
+    let first = darkroom_storage::run_sql(
+        &ctx,
+        "SELECT acquisition_channel FROM dim_person WHERE person_id = 'v:X'",
+    )
+    .await
+    .unwrap();
+    let text = datafusion::arrow::util::pretty::pretty_format_batches(&first.batches)
+        .unwrap()
+        .to_string();
+    assert!(text.contains("| search "), "{text}");
 }
