@@ -34,7 +34,7 @@ BIN=$(realpath "$BIN")
 WORK=$(mktemp -d /tmp/darkroom-bench-models-XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-declare -A MED ROWS
+declare -A MED ROWS ALONE
 for entry in $DAYS; do
   days=${entry%%:*}
   users=${entry#*:}
@@ -63,6 +63,18 @@ print(f"  run {sys.argv[2]}: {float(sys.argv[3]):.2f} s, {len(r['models'])} mode
       + "; slowest: " + ", ".join(f"{m['model']} {m['seconds']:.2f}s" for m in slow))
 PY
   done
+  # the same day without re-attribution (identity_lookback_days=0): the day's own work and
+  # the tables rebuilt whole (identity map, dimensions), without the earlier days a first
+  # sign-in re-attributes (a 30-day window whose size depends on the company's growth)
+  alone=()
+  for run in $(seq "$RUNS"); do
+    s=$(date +%s.%N)
+    "$BIN" -C "$dir" build --date "$last" --var identity_lookback_days=0 --json > "$WORK/build0.json"
+    e=$(date +%s.%N)
+    alone+=("$(echo "$e - $s" | bc)")
+  done
+  ALONE[$days]=$(printf '%s\n' "${alone[@]}" | median)
+  echo "  without re-attribution: ${alone[*]} s, median ${ALONE[$days]} s"
   MED[$days]=$(printf '%s\n' "${times[@]}" | median)
   ROWS[$days]=$rows
   echo "  median one-day rebuild: ${MED[$days]} s ($(echo "scale=3; ${MED[$days]} * 100000 / $rows" | bc) s per 100k touches of the day)"
@@ -74,4 +86,5 @@ if [ "$first" != "$last" ]; then
        "$(printf '%.2f' "$(echo "scale=12; (${MED[$last]} / ${ROWS[$last]}) / (${MED[$first]} / ${ROWS[$first]})" | bc)")" \
        "per touch of the day (target <= 1.5; compare histories whose last day holds about the" \
        "same touches: --users-per-day sets the size)"
+  echo "ratio without re-attribution: $(printf '%.2f' "$(echo "scale=12; ${ALONE[$last]} / ${ALONE[$first]}" | bc)")"
 fi
