@@ -5,14 +5,14 @@
 // test code: a panic is a failed test
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use chrono::NaiveDate;
 use darkroom_config::{Diagnostics, Project};
 use darkroom_models::{BuildOptions, BuildReport, Models};
-use darkroom_storage::{PartitionWrite, StorageSettings, Warehouse};
-use datafusion::prelude::SessionContext;
+use darkroom_storage::{StorageSettings, Warehouse};
 
 const TOML: &str = r#"
 [project]
@@ -171,23 +171,7 @@ impl Fixture {
     }
 
     async fn raw(&self, table: &str, sql: &str) {
-        let ctx = SessionContext::new();
-        let df = ctx.sql(sql).await.unwrap();
-        let schema = Arc::new(df.schema().as_arrow().clone());
-        let input = df.execute_stream().await.unwrap();
-        self.warehouse
-            .replace_table(PartitionWrite {
-                table: table.into(),
-                partition_columns: vec![],
-                partition: vec![],
-                schema,
-                input,
-                task: format!("test/{table}"),
-                fingerprint: "test".into(),
-                plain_columns: vec![],
-            })
-            .await
-            .unwrap();
+        common::write_raw(&self.warehouse, table, sql).await;
     }
 
     async fn build(&self, from: &str, to: &str) -> BuildReport {
@@ -279,15 +263,11 @@ async fn late_identification_rebuilds_exactly_the_affected_days() {
         let w = f.warehouse.clone();
         async move {
             let ctx = w.session().await.unwrap();
-            let r = darkroom_storage::run_sql(
+            common::pretty(
                 &ctx,
                 "SELECT CAST(event_date AS VARCHAR) AS d, persons FROM persons_daily ORDER BY 1",
             )
             .await
-            .unwrap();
-            datafusion::arrow::util::pretty::pretty_format_batches(&r.batches)
-                .unwrap()
-                .to_string()
         }
     };
     let text = anonymous(&f).await;
@@ -430,15 +410,11 @@ async fn traffic_rules_keep_bots_health_checks_and_static_assets_out_of_page_vie
     .await;
     f.build("2026-01-02", "2026-01-02").await;
     let ctx = f.warehouse.session().await.unwrap();
-    let counts = darkroom_storage::run_sql(
+    let text = common::pretty(
         &ctx,
         "SELECT traffic_class, CAST(requests AS BIGINT) AS n FROM fct_web_traffic ORDER BY 1",
     )
-    .await
-    .unwrap();
-    let text = datafusion::arrow::util::pretty::pretty_format_batches(&counts.batches)
-        .unwrap()
-        .to_string();
+    .await;
     for (class, n) in [
         ("action", 1),
         ("bot", 2),
@@ -617,14 +593,10 @@ async fn page_views_carry_sessions_channels_and_each_person_a_first_touch_channe
         "a new session after 30 minutes without a page view"
     );
     // first touch: the first page view from outside the site
-    let first = darkroom_storage::run_sql(
+    let text = common::pretty(
         &ctx,
         "SELECT acquisition_channel FROM dim_person WHERE person_id = 'v:X'",
     )
-    .await
-    .unwrap();
-    let text = datafusion::arrow::util::pretty::pretty_format_batches(&first.batches)
-        .unwrap()
-        .to_string();
+    .await;
     assert!(text.contains("| search "), "{text}");
 }

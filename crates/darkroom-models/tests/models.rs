@@ -4,16 +4,15 @@
 // test code: a panic is a failed test
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
 
 use chrono::NaiveDate;
 use darkroom_config::{Diagnostics, Project};
 use darkroom_models::{BuildOptions, BuildReport, Models, RenderContext};
-use darkroom_storage::{PartitionWrite, StorageSettings, Warehouse};
-use datafusion::arrow::util::pretty::pretty_format_batches;
-use datafusion::prelude::SessionContext;
+use darkroom_storage::{StorageSettings, Warehouse};
 
 const TOML: &str = r#"
 [project]
@@ -74,23 +73,7 @@ impl Fixture {
 
     /// Replace a raw table with the rows of a query.
     async fn raw(&self, table: &str, sql: &str) {
-        let ctx = SessionContext::new();
-        let df = ctx.sql(sql).await.expect("raw sql");
-        let schema = Arc::new(df.schema().as_arrow().clone());
-        let input = df.execute_stream().await.expect("stream");
-        self.warehouse
-            .replace_table(PartitionWrite {
-                table: table.into(),
-                partition_columns: vec![],
-                partition: vec![],
-                schema,
-                input,
-                task: format!("test/{table}"),
-                fingerprint: "test".into(),
-                plain_columns: vec![],
-            })
-            .await
-            .expect("write raw");
+        common::write_raw(&self.warehouse, table, sql).await;
     }
 
     fn load(&self) -> (Models, Diagnostics) {
@@ -146,12 +129,7 @@ impl Fixture {
         let ctx = darkroom_models::build::prepare_session(&self.project, &models, &self.warehouse)
             .await
             .expect("session");
-        let result = darkroom_storage::run_sql(&ctx, sql)
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
-        pretty_format_batches(&result.batches)
-            .expect("format")
-            .to_string()
+        common::pretty(&ctx, sql).await
     }
 }
 

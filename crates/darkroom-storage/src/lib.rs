@@ -252,14 +252,7 @@ impl Warehouse {
         if let Some(ctx) = shared.as_ref() {
             return Ok(ctx.clone());
         }
-        let ctx = session::new_context();
-        let own = self.list_tables().await?;
-        for name in &own {
-            if let Some(table) = self.table(name).await? {
-                self.register(&ctx, name, &table).await?;
-            }
-        }
-        self.register_fallback(&ctx, &own).await?;
+        let ctx = self.private_session().await?;
         *shared = Some(ctx.clone());
         Ok(ctx)
     }

@@ -399,15 +399,9 @@ impl Warehouse {
         };
         let target =
             PartitionTarget::new(&schema, &partition_columns, &partition).map_err(&invalid)?;
-        let lock = self.write_lock(&name);
-        let _writing = lock.lock().await;
-        let table = self
-            .open_or_create(&name, &schema, &partition_columns)
+        let (_writing, table, state) = self
+            .open_for_write(&name, &schema, &partition_columns)
             .await?;
-        let state = table
-            .snapshot()
-            .map_err(|e| StorageError::delta(&name, e))?
-            .clone();
         let mut metadata = None;
         if let Err(problem) = check_schema(&state, &schema, &partition_columns) {
             if !new_schema || state.metadata().partition_columns() != partition_columns {
@@ -558,15 +552,9 @@ impl Warehouse {
             return Err(invalid(format!("`{partition_column}` is not a DATE")));
         }
         let partition_columns = vec![partition_column.clone()];
-        let lock = self.write_lock(&name);
-        let _writing = lock.lock().await;
-        let table = self
-            .open_or_create(&name, &schema, &partition_columns)
+        let (_writing, table, state) = self
+            .open_for_write(&name, &schema, &partition_columns)
             .await?;
-        let state = table
-            .snapshot()
-            .map_err(|e| StorageError::delta(&name, e))?
-            .clone();
         check_schema(&state, &schema, &partition_columns).map_err(&invalid)?;
         // Every date's application transaction gets the version of the commit being made:
         // above any version an earlier commit recorded for it (a task's version grows by at
@@ -686,6 +674,27 @@ impl Warehouse {
                 fingerprint,
             },
         })
+    }
+
+    /// Take the table's write lock (held until the returned guard drops, past the commit),
+    /// then open the table — created if need be — and read its state.
+    async fn open_for_write(
+        &self,
+        name: &str,
+        schema: &SchemaRef,
+        partition_columns: &[String],
+    ) -> Result<(
+        tokio::sync::OwnedMutexGuard<()>,
+        DeltaTable,
+        DeltaTableState,
+    )> {
+        let guard = self.write_lock(name).lock_owned().await;
+        let table = self.open_or_create(name, schema, partition_columns).await?;
+        let state = table
+            .snapshot()
+            .map_err(|e| StorageError::delta(name, e))?
+            .clone();
+        Ok((guard, table, state))
     }
 
     /// Open a table, creating it (empty, with this schema and partitioning) if it does not
