@@ -114,10 +114,7 @@ impl Models {
 
 /// The date templates are rendered for when only their dependencies and settings are wanted.
 fn discovery_date(project: &Project) -> NaiveDate {
-    let today = chrono::Utc::now()
-        .with_timezone(&project.timezone())
-        .date_naive();
-    today.pred_opt().unwrap_or(today)
+    build::default_date(project)
 }
 
 fn read_model(

@@ -20,8 +20,9 @@ Start here:
 
 /// Darkroom: a self-hosted analytics warehouse in one binary.
 ///
-/// It ingests server logs (and, soon, production databases) into Delta Lake tables, keeps
-/// every line that does not parse, counts what it read, and answers SQL.
+/// It ingests server logs and production databases into Delta Lake tables, keeps every line
+/// that does not parse, counts what it read, builds SQL models into a star schema, and
+/// answers SQL.
 #[derive(Debug, Parser)]
 #[command(name = "darkroom", version, after_help = AFTER_HELP)]
 pub struct Cli {
@@ -44,10 +45,11 @@ pub enum Command {
     ///
     /// Writes a complete project into DIR: a production database (db/app.db, SQLite), the
     /// servers' logs (nginx on 3 web and 2 API hosts, JSON-lines app events; gzip, one file
-    /// per host per day), darkroom.toml, and the ground truth in truth/ (what the warehouse
-    /// must contain, and every injected fault's exact effect). Then it ingests every log
-    /// source for every day and prints what to look at next. The same seed gives the same
-    /// bytes.
+    /// per host per day), darkroom.toml, the star schema's SQL models in models/, and the
+    /// ground truth in truth/ (what the warehouse must contain, and every injected fault's
+    /// exact effect). Then it ingests every log source for every day, extracts the database,
+    /// builds the models over every day and prints what to look at next. The same seed gives
+    /// the same bytes.
     #[command(after_help = DEMO_AFTER_HELP)]
     Demo(DemoArgs),
 
@@ -192,7 +194,7 @@ pub struct DemoArgs {
     /// Inject a fault (repeatable); see the list below.
     #[arg(long = "fault", value_name = "SPEC")]
     pub faults: Vec<darkroom_demo::Fault>,
-    /// Only generate; do not run the pipeline.
+    /// Only generate; do not run the pipeline (ingest, extract, build).
     #[arg(long)]
     pub no_run: bool,
     /// Print the summary as JSON.
