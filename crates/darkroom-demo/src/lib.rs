@@ -169,7 +169,7 @@ pub struct DemoSummary {
 }
 
 /// Generates the demo project into `opts.dir`: database, logs, `darkroom.toml`, truth.
-/// Existing demo output there (`logs/`, `db/`, `truth/`) is replaced; `warehouse/` is left.
+/// Existing demo output there (`logs/`, `db/`, `truth/`, `warehouse/`, `models/`) is replaced.
 pub fn generate(opts: &DemoOptions) -> Result<DemoSummary, DemoError> {
     opts.check()?;
     let started = Instant::now();

@@ -170,7 +170,8 @@ Example:
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Where to write the project (created if needed). An earlier demo there is replaced
-    /// (logs/, db/, truth/, warehouse/); a folder holding anything else is refused.
+    /// (logs/, db/, truth/, warehouse/, models/: copy edited models elsewhere first); a
+    /// folder holding anything else is refused.
     #[arg(default_value = "darkroom-demo")]
     pub dir: PathBuf,
     /// How many days to generate.
