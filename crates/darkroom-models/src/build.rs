@@ -432,18 +432,13 @@ async fn build_one(
                         })
                         .await
                 } else {
-                    let days = a
-                        .signed_duration_since(
-                            NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default(),
-                        )
-                        .num_days();
                     warehouse
                         .replace_partition(PartitionWrite {
                             table: model.name.clone(),
                             partition_columns: vec![column.clone()],
                             partition: vec![(
                                 column.clone(),
-                                ScalarValue::Date32(Some(i32::try_from(days).unwrap_or(i32::MAX))),
+                                ScalarValue::Date32(Some(darkroom_storage::days_since_epoch(a))),
                             )],
                             schema,
                             input: stream,

@@ -26,7 +26,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use chrono::{Days, NaiveDate, TimeZone};
+use chrono::{Days, NaiveDate};
 use darkroom_config::Project;
 use darkroom_storage::{PartitionWrite, Warehouse, WriteOutcome};
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
@@ -60,14 +60,7 @@ pub struct SnapshotChanges {
 /// `YYYY-MM-DDTHH:MM:SS` in UTC.
 pub fn snapshot_time(project: &Project, date: NaiveDate) -> String {
     let next = date.checked_add_days(Days::new(1)).unwrap_or(date);
-    next.and_hms_opt(0, 0, 0)
-        .and_then(|t| project.timezone().from_local_datetime(&t).earliest())
-        .map(|t| {
-            t.with_timezone(&chrono::Utc)
-                .format("%Y-%m-%dT%H:%M:%S")
-                .to_string()
-        })
-        .unwrap_or_default()
+    crate::template::utc_midnight(project.timezone(), next)
 }
 
 fn ts(expr: &str) -> String {

@@ -143,27 +143,11 @@ pub fn render(name: &str, template: &str, ctx: &RenderContext<'_>) -> Result<Ren
     env.add_function("local_date", move |expr: String| {
         format!("CAST(arrow_cast({expr}, 'Timestamp(µs, \"{tz_name}\")') AS DATE)")
     });
-    let utc_start = |d: NaiveDate| {
-        d.and_hms_opt(0, 0, 0)
-            .and_then(|t| tz.from_local_datetime(&t).earliest())
-            .map(|t| {
-                t.with_timezone(&chrono::Utc)
-                    .format("%Y-%m-%dT%H:%M:%SZ")
-                    .to_string()
-            })
-            .unwrap_or_default()
-    };
-    let utc_bound = |d: NaiveDate| {
-        d.and_hms_opt(0, 0, 0)
-            .and_then(|t| tz.from_local_datetime(&t).earliest())
-            .map(|t| {
-                t.with_timezone(&chrono::Utc)
-                    .format("%Y-%m-%dT%H:%M:%S")
-                    .to_string()
-            })
-            .unwrap_or_default()
-    };
-    let (lo, hi) = (utc_bound(ctx.date_from), utc_bound(shift(ctx.run_date, 1)));
+    let utc_start = |d: NaiveDate| format!("{}Z", utc_midnight(tz, d));
+    let (lo, hi) = (
+        utc_midnight(tz, ctx.date_from),
+        utc_midnight(tz, shift(ctx.run_date, 1)),
+    );
     env.add_function("in_dates", move |expr: String| {
         format!(
             "({expr} >= arrow_cast(TIMESTAMP '{lo}', 'Timestamp(µs, \"UTC\")') AND {expr} < \
@@ -192,6 +176,18 @@ pub fn render(name: &str, template: &str, ctx: &RenderContext<'_>) -> Result<Ren
         sources: log.sources,
         config: log.config,
     })
+}
+
+/// The start of `date` in time zone `tz`, as `YYYY-MM-DDTHH:MM:SS` in UTC.
+pub(crate) fn utc_midnight(tz: chrono_tz::Tz, date: NaiveDate) -> String {
+    date.and_hms_opt(0, 0, 0)
+        .and_then(|t| tz.from_local_datetime(&t).earliest())
+        .map(|t| {
+            t.with_timezone(&chrono::Utc)
+                .format("%Y-%m-%dT%H:%M:%S")
+                .to_string()
+        })
+        .unwrap_or_default()
 }
 
 fn lock(log: &Mutex<Log>) -> std::sync::MutexGuard<'_, Log> {
@@ -245,9 +241,8 @@ fn date_dimension(start: String, end: String, kwargs: Kwargs) -> Result<String, 
         case.push_str(" END");
         holiday_case = case;
     }
-    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
-    let from = (first - epoch).num_days();
-    let to = (last - epoch).num_days();
+    let from = darkroom_storage::days_since_epoch(first);
+    let to = darkroom_storage::days_since_epoch(last);
     Ok(format!(
         "SELECT CAST(to_char(d, '%Y%m%d') AS INT) AS date_key, d AS date_day, \
          CAST(date_part('year', d) AS INT) AS year, CAST(date_part('quarter', d) AS INT) AS quarter, \

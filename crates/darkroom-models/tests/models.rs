@@ -76,6 +76,23 @@ impl Fixture {
         common::write_raw(&self.warehouse, table, sql).await;
     }
 
+    /// Replace raw_web with rows of (file_date, event_date, path).
+    async fn web(&self, rows: &[(&str, &str, &str)]) {
+        let values: Vec<String> = rows
+            .iter()
+            .map(|(file, event, path)| format!("('{file}', '{event}', '{path}')"))
+            .collect();
+        self.raw(
+            "raw_web",
+            &format!(
+                "SELECT CAST(column1 AS DATE) AS file_date, CAST(column2 AS DATE) AS event_date, \
+                 column3 AS path FROM (VALUES {})",
+                values.join(", ")
+            ),
+        )
+        .await;
+    }
+
     fn load(&self) -> (Models, Diagnostics) {
         let mut diags = Diagnostics::default();
         let models = Models::load(&self.project, &mut diags);
@@ -354,12 +371,12 @@ async fn a_table_is_rebuilt_whole_and_may_change_shape_and_a_view_is_read_live()
 #[tokio::test]
 async fn an_incremental_model_replaces_exactly_its_date_and_reruns_are_idempotent() {
     let f = Fixture::new();
-    f.raw(
-        "raw_web",
-        "SELECT CAST(column1 AS DATE) AS file_date, CAST(column2 AS DATE) AS event_date, column3 AS path \
-         FROM (VALUES ('2026-01-01', '2026-01-01', '/a'), ('2026-01-02', '2026-01-01', '/late'), \
-                      ('2026-01-02', '2026-01-02', '/b'), ('2026-01-02', '2026-01-02', '/c'))",
-    )
+    f.web(&[
+        ("2026-01-01", "2026-01-01", "/a"),
+        ("2026-01-02", "2026-01-01", "/late"),
+        ("2026-01-02", "2026-01-02", "/b"),
+        ("2026-01-02", "2026-01-02", "/c"),
+    ])
     .await;
     f.model(
         "fct_views.sql",
@@ -381,12 +398,11 @@ async fn an_incremental_model_replaces_exactly_its_date_and_reruns_are_idempoten
     assert_rows(&f.rows(counts).await, expected);
 
     // a late row for 01-02 changes only that partition when 01-02 is rebuilt
-    f.raw(
-        "raw_web",
-        "SELECT CAST(column1 AS DATE) AS file_date, CAST(column2 AS DATE) AS event_date, column3 AS path \
-         FROM (VALUES ('2026-01-01', '2026-01-01', '/a'), ('2026-01-02', '2026-01-02', '/b'), \
-                      ('2026-01-03', '2026-01-02', '/late2'))",
-    )
+    f.web(&[
+        ("2026-01-01", "2026-01-01", "/a"),
+        ("2026-01-02", "2026-01-02", "/b"),
+        ("2026-01-03", "2026-01-02", "/late2"),
+    ])
     .await;
     f.build("2026-01-02", &[]).await;
     assert_rows(
@@ -721,12 +737,11 @@ async fn the_catalogue_has_types_docs_and_column_lineage() {
 #[tokio::test]
 async fn a_range_build_writes_every_date_in_one_commit_and_records_each_complete() {
     let f = Fixture::new();
-    f.raw(
-        "raw_web",
-        "SELECT CAST(column1 AS DATE) AS file_date, CAST(column2 AS DATE) AS event_date, column3 AS path \
-         FROM (VALUES ('2026-01-01', '2026-01-01', '/a'), ('2026-01-02', '2026-01-02', '/b'), \
-                      ('2026-01-04', '2026-01-04', '/d'))",
-    )
+    f.web(&[
+        ("2026-01-01", "2026-01-01", "/a"),
+        ("2026-01-02", "2026-01-02", "/b"),
+        ("2026-01-04", "2026-01-04", "/d"),
+    ])
     .await;
     // a partition that existed before the range is built and has no rows now: removed
     f.model(
@@ -736,12 +751,11 @@ async fn a_range_build_writes_every_date_in_one_commit_and_records_each_complete
     );
     f.build_range("2026-01-01", "2026-01-04").await;
     // 01-02 loses its only row at the source
-    f.raw(
-        "raw_web",
-        "SELECT CAST(column1 AS DATE) AS file_date, CAST(column2 AS DATE) AS event_date, column3 AS path \
-         FROM (VALUES ('2026-01-01', '2026-01-01', '/a'), ('2026-01-03', '2026-01-03', '/c'), \
-                      ('2026-01-04', '2026-01-04', '/d'))",
-    )
+    f.web(&[
+        ("2026-01-01", "2026-01-01", "/a"),
+        ("2026-01-03", "2026-01-03", "/c"),
+        ("2026-01-04", "2026-01-04", "/d"),
+    ])
     .await;
     f.model(
         "fct_views.sql",

@@ -21,7 +21,7 @@ pub use location::{Location, StorageSettings};
 pub use session::{QueryResult, file_table_hint, run_sql};
 pub use write::{
     Completion, Fingerprint, PartitionWrite, RangeWrite, WriteOutcome, ZSTD_LEVEL,
-    partition_predicate, writer_properties,
+    days_since_epoch, partition_predicate, writer_properties,
 };
 
 use std::collections::{BTreeSet, HashMap};

@@ -470,16 +470,7 @@ impl Warehouse {
 
         let mut actions: Vec<Action> = metadata.into_iter().map(Action::Metadata).collect();
         actions.extend(adds.into_iter().map(Action::Add));
-        let mut files = state
-            .snapshot()
-            .file_views(table.log_store().as_ref(), None);
-        while let Some(file) = files.next().await {
-            let file = file.map_err(|e| StorageError::delta(&name, e))?;
-            if target.holds(&file.partition_values_map()) {
-                actions.push(Action::Remove(file.remove_action(true)));
-            }
-        }
-        drop(files);
+        actions.extend(remove_files(&name, &table, &state, |values| target.holds(values)).await?);
         let partition_text: Vec<String> =
             partition.iter().map(|(c, v)| format!("{c}={v}")).collect();
         let properties = CommitProperties::default()
@@ -499,18 +490,9 @@ impl Warehouse {
             partition_by: Some(partition_columns.clone()),
             predicate: partition_predicate(&partition).map(|p| p.to_string()),
         };
-        let committed = CommitBuilder::from(properties)
-            .with_actions(actions)
-            .build(
-                Some(&state as &dyn TableReference),
-                table.log_store(),
-                operation,
-            )
-            .await
-            .map_err(|e| StorageError::delta(&name, e))?;
-        failpoint::hit("write.after_commit", &name);
-        self.refresh_shared(&name).await?;
-        let table_version = committed.version();
+        let table_version = self
+            .commit(&name, &table, &state, actions, properties, operation)
+            .await?;
         Ok(WriteOutcome {
             table: name,
             table_version,
@@ -611,22 +593,14 @@ impl Warehouse {
             .await
             .map_err(|e| StorageError::delta(&name, e))?;
         let mut actions: Vec<Action> = adds.into_iter().map(Action::Add).collect();
-        let mut files = state
-            .snapshot()
-            .file_views(table.log_store().as_ref(), None);
-        while let Some(file) = files.next().await {
-            let file = file.map_err(|e| StorageError::delta(&name, e))?;
-            let inside = file
-                .partition_values_map()
+        let inside = |values: &HashMap<String, Option<String>>| {
+            values
                 .get(&partition_column)
                 .and_then(Option::as_deref)
                 .and_then(|v| v.parse::<chrono::NaiveDate>().ok())
-                .is_some_and(|d| d >= from && d <= to);
-            if inside {
-                actions.push(Action::Remove(file.remove_action(true)));
-            }
-        }
-        drop(files);
+                .is_some_and(|d| d >= from && d <= to)
+        };
+        actions.extend(remove_files(&name, &table, &state, inside).await?);
         let properties = CommitProperties::default()
             .with_application_transactions(txns)
             .with_metadata([(
@@ -647,33 +621,45 @@ impl Warehouse {
             partition_by: Some(partition_columns.clone()),
             predicate: Some(predicate.to_string()),
         };
-        let committed = CommitBuilder::from(properties)
-            .with_actions(actions)
-            .build(
-                Some(&state as &dyn TableReference),
-                table.log_store(),
-                operation,
-            )
-            .await
-            .map_err(|e| StorageError::delta(&name, e))?;
-        self.refresh_shared(&name).await?;
-        let table_version = committed.version();
-        let last = format!("{task_prefix}/{to}");
-        let txn_version = tasks
-            .get(&last)
-            .and_then(serde_json::Value::as_i64)
-            .unwrap_or(1);
+        let table_version = self
+            .commit(&name, &table, &state, actions, properties, operation)
+            .await?;
         Ok(WriteOutcome {
             table: name,
             table_version,
             rows,
             completion: Completion {
-                task: last,
-                txn_version,
+                task: format!("{task_prefix}/{to}"),
+                txn_version: version,
                 table_version,
                 fingerprint,
             },
         })
+    }
+
+    /// Commit a write's actions on top of `state`, then show the new version to the shared
+    /// session. Returns the table version committed.
+    async fn commit(
+        &self,
+        name: &str,
+        table: &DeltaTable,
+        state: &DeltaTableState,
+        actions: Vec<Action>,
+        properties: CommitProperties,
+        operation: DeltaOperation,
+    ) -> Result<u64> {
+        let committed = CommitBuilder::from(properties)
+            .with_actions(actions)
+            .build(
+                Some(state as &dyn TableReference),
+                table.log_store(),
+                operation,
+            )
+            .await
+            .map_err(|e| StorageError::delta(name, e))?;
+        failpoint::hit("write.after_commit", name);
+        self.refresh_shared(name).await?;
+        Ok(committed.version())
     }
 
     /// Take the table's write lock (held until the returned guard drops, past the commit),
@@ -787,8 +773,28 @@ impl Warehouse {
     }
 }
 
+/// `Remove` actions for the table's data files whose partition values `pick` selects.
+async fn remove_files(
+    name: &str,
+    table: &DeltaTable,
+    state: &DeltaTableState,
+    pick: impl Fn(&HashMap<String, Option<String>>) -> bool,
+) -> Result<Vec<Action>> {
+    let mut removes = Vec::new();
+    let mut files = state
+        .snapshot()
+        .file_views(table.log_store().as_ref(), None);
+    while let Some(file) = files.next().await {
+        let file = file.map_err(|e| StorageError::delta(name, e))?;
+        if pick(&file.partition_values_map()) {
+            removes.push(Action::Remove(file.remove_action(true)));
+        }
+    }
+    Ok(removes)
+}
+
 /// Days since 1970-01-01 (a Date32 value).
-pub(crate) fn days_since_epoch(date: chrono::NaiveDate) -> i32 {
+pub fn days_since_epoch(date: chrono::NaiveDate) -> i32 {
     let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
     i32::try_from((date - epoch).num_days()).unwrap_or(i32::MAX)
 }
