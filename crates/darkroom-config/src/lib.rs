@@ -23,7 +23,8 @@ pub use database::{
 pub use diagnostics::{Diagnostic, Diagnostics, SourceFile};
 pub use model::{
     ClientIp, JSONL_FIELD_TYPES, JsonlSourceConfig, LogFiles, NestedMode, NginxSourceConfig,
-    ProjectSection, S3Config, SourceConfig, SourceKind, WarehouseConfig,
+    PipelineConfig, ProjectSection, S3Config, SourceConfig, SourceKind, WarehouseConfig,
+    parse_cron,
 };
 pub use starter::{STARTER_TOML, write_starter};
 
@@ -41,6 +42,8 @@ pub struct Project {
     pub file: SourceFile,
     pub project: ProjectSection,
     pub warehouse: WarehouseConfig,
+    /// `[pipeline]`: schedule, deadline, parallelism, retries.
+    pub pipeline: PipelineConfig,
     pub sources: Vec<SourceConfig>,
     /// Database sources (`kind = "postgres" | "mysql" | "sqlite"`).
     pub databases: Vec<DatabaseSourceConfig>,
@@ -80,6 +83,7 @@ impl Project {
             file,
             project: parsed.project,
             warehouse: parsed.warehouse,
+            pipeline: parsed.pipeline,
             sources: parsed.sources,
             databases: parsed.databases,
         }

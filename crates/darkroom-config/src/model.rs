@@ -63,6 +63,108 @@ impl Default for WarehouseConfig {
     }
 }
 
+/// `[pipeline]`: when the nightly run fires, by when its data must be complete, and how the
+/// orchestrator runs tasks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// When `darkroom schedule` starts the nightly run: a standard 5-field cron expression
+    /// (minute hour day-of-month month day-of-week) in the project time zone.
+    #[serde(default = "default_schedule")]
+    pub schedule: Spanned<String>,
+    /// When `darkroom schedule` runs maintenance (compaction and vacuum), same format.
+    #[serde(default = "default_maintenance")]
+    pub maintenance: Spanned<String>,
+    /// By when (HH:MM, project time zone) each night's data must be complete, on the day
+    /// after the night; `darkroom status` reports a missed deadline even if nothing ran.
+    #[serde(default)]
+    pub deadline: Option<Spanned<String>>,
+    /// Tasks run at once.
+    #[serde(default = "default_parallel")]
+    pub parallel: usize,
+    /// Retries of a task that failed with a transient error (connection refused, timeout,
+    /// throttling); a logic error (bad SQL) is never retried.
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+    /// The first retry waits this long; each next one twice as long (plus up to 25% jitter),
+    /// at most 10 minutes.
+    #[serde(default = "default_retry_seconds")]
+    pub retry_seconds: f64,
+    /// How many earlier dates each run checks for late data (a log file that arrived or
+    /// changed after its date was done).
+    #[serde(default = "default_lookback_days")]
+    pub lookback_days: u32,
+    /// Published snapshots whose files maintenance keeps.
+    #[serde(default = "default_keep_snapshots")]
+    pub keep_snapshots: usize,
+    /// Files removed from a table stay this many hours before vacuum deletes them (for
+    /// readers still on an older version), unless a kept snapshot needs them longer.
+    #[serde(default = "default_vacuum_hours")]
+    pub vacuum_retention_hours: f64,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        Self {
+            schedule: default_schedule(),
+            maintenance: default_maintenance(),
+            deadline: None,
+            parallel: default_parallel(),
+            retries: default_retries(),
+            retry_seconds: default_retry_seconds(),
+            lookback_days: default_lookback_days(),
+            keep_snapshots: default_keep_snapshots(),
+            vacuum_retention_hours: default_vacuum_hours(),
+        }
+    }
+}
+
+impl PipelineConfig {
+    /// The deadline as (hour, minute), when set (validated at load).
+    pub fn deadline_time(&self) -> Option<chrono::NaiveTime> {
+        self.deadline
+            .as_ref()
+            .and_then(|d| chrono::NaiveTime::parse_from_str(d.get_ref(), "%H:%M").ok())
+    }
+}
+
+fn default_schedule() -> Spanned<String> {
+    Spanned::new(0..0, "30 2 * * *".to_string())
+}
+fn default_maintenance() -> Spanned<String> {
+    Spanned::new(0..0, "0 5 * * 0".to_string())
+}
+fn default_parallel() -> usize {
+    2
+}
+fn default_retries() -> u32 {
+    3
+}
+fn default_retry_seconds() -> f64 {
+    30.0
+}
+fn default_lookback_days() -> u32 {
+    7
+}
+fn default_keep_snapshots() -> usize {
+    7
+}
+fn default_vacuum_hours() -> f64 {
+    168.0
+}
+
+/// Parse a standard 5-field cron expression.
+pub fn parse_cron(text: &str) -> Result<croner::Cron, String> {
+    if text.split_whitespace().count() != 5 {
+        return Err(format!(
+            "`{text}` is not a 5-field cron expression (minute hour day-of-month month              day-of-week), e.g. `30 2 * * *` for 02:30 every day"
+        ));
+    }
+    croner::parser::CronParser::new()
+        .parse(text)
+        .map_err(|e| format!("bad cron expression `{text}`: {e}"))
+}
+
 fn default_location() -> Spanned<String> {
     Spanned::new(0..0, "warehouse".to_string())
 }
@@ -259,11 +361,12 @@ pub const JSONL_FIELD_TYPES: &[&str] = &["string", "int64", "float64", "bool", "
 pub(crate) struct Parsed {
     pub project: ProjectSection,
     pub warehouse: WarehouseConfig,
+    pub pipeline: PipelineConfig,
     pub sources: Vec<SourceConfig>,
     pub databases: Vec<DatabaseSourceConfig>,
 }
 
-const SECTIONS: &str = "project, warehouse, sources";
+const SECTIONS: &str = "project, warehouse, pipeline, sources";
 
 pub(crate) fn parse(
     file: &SourceFile,
@@ -299,6 +402,7 @@ pub(crate) fn parse_partial(
 
     let mut project = None;
     let mut warehouse = WarehouseConfig::default();
+    let mut pipeline = PipelineConfig::default();
     let mut sources = Vec::new();
     let mut databases = Vec::new();
     for (key, value) in table {
@@ -308,6 +412,11 @@ pub(crate) fn parse_partial(
             "warehouse" => {
                 if let Some(w) = deserialize::<WarehouseConfig>(file, value, &mut diags) {
                     warehouse = w;
+                }
+            }
+            "pipeline" => {
+                if let Some(p) = deserialize::<PipelineConfig>(file, value, &mut diags) {
+                    pipeline = p;
                 }
             }
             "sources" => (sources, databases) = parse_sources(file, value, &mut diags),
@@ -328,10 +437,12 @@ pub(crate) fn parse_partial(
         return (None, diags);
     };
     validate(file, &project, &warehouse, &sources, &databases, &mut diags);
+    validate_pipeline(file, &pipeline, &mut diags);
     (
         Some(Parsed {
             project,
             warehouse,
+            pipeline,
             sources,
             databases,
         }),
@@ -671,6 +782,31 @@ fn validate(
                 }
             }
         }
+    }
+}
+
+fn validate_pipeline(file: &SourceFile, pipeline: &PipelineConfig, diags: &mut Diagnostics) {
+    for cron in [&pipeline.schedule, &pipeline.maintenance] {
+        if let Err(e) = parse_cron(cron.get_ref()) {
+            diags.push(file.error(cron.span(), e));
+        }
+    }
+    if let Some(deadline) = &pipeline.deadline
+        && pipeline.deadline_time().is_none()
+    {
+        diags.push(file.error(
+            deadline.span(),
+            format!(
+                "deadline `{}` is not a time of day: write HH:MM, e.g. \"07:00\"",
+                deadline.get_ref()
+            ),
+        ));
+    }
+    if pipeline.parallel == 0 {
+        diags.push(file.error(0..0, "[pipeline] parallel must be at least 1"));
+    }
+    if !(pipeline.retry_seconds.is_finite() && pipeline.retry_seconds >= 0.0) {
+        diags.push(file.error(0..0, "[pipeline] retry_seconds must be 0 or more"));
     }
 }
 

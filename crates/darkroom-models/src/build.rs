@@ -124,21 +124,69 @@ pub async fn build(
         .graph
         .select(&models.models, &options.select)
         .map_err(BuildError::Select)?;
-    let mut diags = Diagnostics::default();
-    check(project, models, warehouse, date, &options.vars, &mut diags).await;
-    if !diags.is_empty() {
-        diags.sort();
-        return Err(BuildError::Invalid(diags));
-    }
-    let ctx = prepare_session(project, models, warehouse).await?;
+    let builder = Builder::prepare(project, models, warehouse, date, &options.vars).await?;
+    let dates: BTreeSet<NaiveDate> = from.iter_days().take_while(|d| *d <= date).collect();
     let mut reports: Vec<ModelReport> = Vec::new();
     let mut failed: BTreeMap<usize, String> = BTreeMap::new();
     let mut extra_dates: BTreeMap<usize, BTreeSet<NaiveDate>> = BTreeMap::new();
     for &i in &selected {
         let model = &models.models[i];
         progress(&model.name);
-        let start = Instant::now();
-        let mut report = ModelReport {
+        if let Some((up, _)) = models.graph.upstream[i]
+            .iter()
+            .find_map(|u| failed.get(u).map(|why| (*u, why)))
+        {
+            let mut report = ModelReport::new(model);
+            report.status = "skipped";
+            report.error = Some(format!(
+                "upstream model `{}` failed",
+                models.models[up].name
+            ));
+            failed.insert(i, "skipped".into());
+            reports.push(report);
+            continue;
+        }
+        let extra = extra_dates.remove(&i).unwrap_or_default();
+        let report = builder
+            .build_model(i, &dates, date, &extra, &Fingerprints::default())
+            .await;
+        if report.status == "failed" {
+            failed.insert(i, report.error.clone().unwrap_or_default());
+        }
+        for (d, dates) in builder.downstream_dates(i, &report) {
+            extra_dates.entry(d).or_default().extend(dates);
+        }
+        reports.push(report);
+    }
+    Ok(BuildReport {
+        from,
+        date,
+        models: reports,
+    })
+}
+
+/// Fingerprints to record instead of the default (the model's SQL and the versions of the
+/// tables it reads): what the orchestrator computed from the inputs of each partition.
+#[derive(Default)]
+pub struct Fingerprints<'a> {
+    /// For an incremental model: each date's fingerprint (any date, including earlier dates
+    /// rebuilt because an upstream model named them).
+    pub per_date: Option<&'a (dyn Fn(NaiveDate) -> Option<String> + Sync)>,
+    /// For a table or snapshot model.
+    pub whole: Option<String>,
+}
+
+impl std::fmt::Debug for Fingerprints<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fingerprints")
+            .field("whole", &self.whole)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ModelReport {
+    fn new(model: &Model) -> Self {
+        Self {
             model: model.name.clone(),
             materialized: model.settings.materialized.name(),
             status: "built",
@@ -150,65 +198,110 @@ pub async fn build(
             rebuilt_dates: Vec::new(),
             seconds: 0.0,
             error: None,
-        };
-        if let Some((up, _)) = models.graph.upstream[i]
-            .iter()
-            .find_map(|u| failed.get(u).map(|why| (*u, why)))
-        {
-            report.status = "skipped";
-            report.error = Some(format!(
-                "upstream model `{}` failed",
-                models.models[up].name
-            ));
-            failed.insert(i, "skipped".into());
-            reports.push(report);
-            continue;
         }
-        let extra = extra_dates.remove(&i).unwrap_or_default();
+    }
+}
+
+/// Builds models one at a time once every model has been checked: what the CLI's `build`
+/// and the orchestrator's build tasks share.
+pub struct Builder {
+    project: Project,
+    models: Models,
+    warehouse: Warehouse,
+    ctx: SessionContext,
+    vars: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for Builder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builder").finish_non_exhaustive()
+    }
+}
+
+impl Builder {
+    /// Check every model (rendered for `date`) against the warehouse, then prepare the
+    /// session the builds run in. Any problem stops here, before anything is built.
+    pub async fn prepare(
+        project: &Project,
+        models: &Models,
+        warehouse: &Warehouse,
+        date: NaiveDate,
+        vars: &BTreeMap<String, String>,
+    ) -> Result<Self, BuildError> {
+        let mut diags = Diagnostics::default();
+        check(project, models, warehouse, date, vars, &mut diags).await;
+        if !diags.is_empty() {
+            diags.sort();
+            return Err(BuildError::Invalid(diags));
+        }
+        let ctx = prepare_session(project, models, warehouse).await?;
+        Ok(Self {
+            project: project.clone(),
+            models: models.clone(),
+            warehouse: warehouse.clone(),
+            ctx,
+            vars: vars.clone(),
+        })
+    }
+
+    /// Build model `index`: an incremental model computes each of `dates` (and `extra`,
+    /// earlier dates an upstream model rebuilt); the others build once, for `last`.
+    pub async fn build_model(
+        &self,
+        index: usize,
+        dates: &BTreeSet<NaiveDate>,
+        last: NaiveDate,
+        extra: &BTreeSet<NaiveDate>,
+        fingerprints: &Fingerprints<'_>,
+    ) -> ModelReport {
+        let model = &self.models.models[index];
+        let start = Instant::now();
+        let mut report = ModelReport::new(model);
         let run = Run {
-            project,
-            warehouse,
-            ctx: &ctx,
-            dates: (from, date),
-            vars: &options.vars,
+            project: &self.project,
+            warehouse: &self.warehouse,
+            ctx: &self.ctx,
+            dates,
+            last,
+            vars: &self.vars,
+            fingerprints,
         };
-        match build_one(&run, model, &extra, &mut report).await {
-            Ok(()) => {
-                if !report.rebuilt_dates.is_empty() {
-                    // the incremental models downstream recompute the same dates
-                    let mut below = BTreeSet::new();
-                    let mut stack = vec![i];
-                    while let Some(k) = stack.pop() {
-                        for &d in &models.graph.downstream[k] {
-                            if below.insert(d) {
-                                stack.push(d);
-                            }
-                        }
-                    }
-                    for d in below {
-                        if models.models[d].settings.materialized == Materialized::Incremental {
-                            extra_dates
-                                .entry(d)
-                                .or_default()
-                                .extend(report.rebuilt_dates.iter().copied());
-                        }
-                    }
-                }
-            }
-            Err(e) => {
-                report.status = "failed";
-                report.error = Some(e.clone());
-                failed.insert(i, e);
-            }
+        if let Err(e) = build_one(&run, model, extra, &mut report).await {
+            report.status = "failed";
+            report.error = Some(e);
         }
         report.seconds = start.elapsed().as_secs_f64();
-        reports.push(report);
+        report
     }
-    Ok(BuildReport {
-        from,
-        date,
-        models: reports,
-    })
+
+    /// The earlier dates each incremental model downstream of `index` must recompute because
+    /// this build rebuilt them.
+    pub fn downstream_dates(
+        &self,
+        index: usize,
+        report: &ModelReport,
+    ) -> BTreeMap<usize, Vec<NaiveDate>> {
+        let mut out = BTreeMap::new();
+        if report.rebuilt_dates.is_empty() {
+            return out;
+        }
+        let graph = &self.models.graph;
+        let mut below = BTreeSet::new();
+        let mut stack = vec![index];
+        while let Some(k) = stack.pop() {
+            for &d in &graph.downstream[k] {
+                if below.insert(d) {
+                    stack.push(d);
+                }
+            }
+        }
+        for d in below {
+            if self.models.models[d].settings.materialized == Materialized::Incremental {
+                out.insert(d, report.rebuilt_dates.clone());
+            }
+        }
+        out
+    }
 }
 
 /// The warehouse's shared session with Darkroom's functions and the project's views
@@ -254,14 +347,17 @@ async fn register_view(ctx: &SessionContext, name: &str, sql: &str) -> Result<()
     Ok(())
 }
 
-/// What every model of one build shares.
+/// What one model's build needs.
 struct Run<'a> {
     project: &'a Project,
     warehouse: &'a Warehouse,
     ctx: &'a SessionContext,
-    /// First and last date incremental models compute.
-    dates: (NaiveDate, NaiveDate),
+    /// The dates an incremental model computes.
+    dates: &'a BTreeSet<NaiveDate>,
+    /// The run date the other models build for.
+    last: NaiveDate,
     vars: &'a BTreeMap<String, String>,
+    fingerprints: &'a Fingerprints<'a>,
 }
 
 /// Build one model; `extra` holds earlier dates an upstream model's `rebuild_dates` named.
@@ -275,9 +371,12 @@ async fn build_one(
         project,
         warehouse,
         ctx,
-        dates: (from, date),
+        dates,
+        last: date,
         vars,
+        fingerprints,
     } = *run;
+    let from = dates.first().copied().unwrap_or(date).min(date);
     let exists = warehouse
         .table(&model.name)
         .await
@@ -301,7 +400,10 @@ async fn build_one(
         }
         Materialized::Table => {
             let rendered = render_for(date, date)?;
-            let fingerprint = fingerprint(warehouse, model, &rendered.sql).await?;
+            let fingerprint = match &fingerprints.whole {
+                Some(f) => f.clone(),
+                None => fingerprint(warehouse, model, &rendered.sql).await?,
+            };
             let df = ctx.sql(&rendered.sql).await.map_err(|e| e.to_string())?;
             let stream = conform(df.execute_stream().await.map_err(|e| e.to_string())?);
             let mut schema = stream.schema();
@@ -351,30 +453,9 @@ async fn build_one(
             };
             let text = &model.source.text;
             let by_range = text.contains("date_from") || text.contains("date_to");
-            let spans: Vec<(NaiveDate, NaiveDate)> = if by_range {
-                // a long backfill in chunks: memory stays bounded by a month of data
-                let mut chunks = Vec::new();
-                let mut start = from;
-                while start <= date {
-                    let end = start
-                        .checked_add_days(chrono::Days::new(MAX_RANGE_DAYS - 1))
-                        .map_or(date, |e| e.min(date));
-                    chunks.push((start, end));
-                    match end.succ_opt() {
-                        Some(next) => start = next,
-                        None => break,
-                    }
-                }
-                chunks
-            } else {
-                from.iter_days()
-                    .take_while(|d| *d <= date)
-                    .map(|d| (d, d))
-                    .collect()
-            };
             // earlier dates to rebuild as well: named upstream, or by this model's own
             // rebuild_dates query (which reads upstream tables, already built)
-            let outside = |d: &NaiveDate| *d < from || *d > date;
+            let outside = |d: &NaiveDate| !dates.contains(d);
             let mut queued: BTreeSet<NaiveDate> = extra.iter().copied().filter(outside).collect();
             if let Some(query) = render_for(from, date)?
                 .config
@@ -383,12 +464,13 @@ async fn build_one(
             {
                 queued.extend(dates_of(ctx, query).await?.into_iter().filter(outside));
             }
-            let mut spans = spans;
-            if by_range {
-                // each run of consecutive dates in one query and one commit: exactly those
+            let all: BTreeSet<NaiveDate> = dates.union(&queued).copied().collect();
+            let spans: Vec<(NaiveDate, NaiveDate)> = if by_range {
+                // each run of consecutive dates in one query and one commit (a long one in
+                // chunks, so memory stays bounded by a month of data): exactly those
                 // partitions, at a fraction of the cost of one write per date
                 let mut runs: Vec<(NaiveDate, NaiveDate)> = Vec::new();
-                for &d in &queued {
+                for &d in &all {
                     match runs.last_mut() {
                         Some((start, end))
                             if end.succ_opt() == Some(d)
@@ -399,14 +481,15 @@ async fn build_one(
                         _ => runs.push((d, d)),
                     }
                 }
-                spans.extend(runs);
+                runs
             } else {
-                spans.extend(queued.iter().map(|d| (*d, *d)));
-            }
+                all.iter().map(|d| (*d, *d)).collect()
+            };
             let mut rows = 0;
             for (a, b) in spans {
                 let rendered = render_for(a, b)?;
                 let fingerprint = fingerprint(warehouse, model, &rendered.sql).await?;
+                let own = |d: NaiveDate| fingerprints.per_date.and_then(|f| f(d));
                 let df = ctx.sql(&rendered.sql).await.map_err(|e| e.to_string())?;
                 let stream = conform(df.execute_stream().await.map_err(|e| e.to_string())?);
                 let schema = stream.schema();
@@ -429,6 +512,11 @@ async fn build_one(
                             input: stream,
                             task_prefix: format!("build/{name}"),
                             fingerprint,
+                            fingerprints: a
+                                .iter_days()
+                                .take_while(|d| *d <= b)
+                                .filter_map(|d| own(d).map(|f| (d, f)))
+                                .collect(),
                         })
                         .await
                 } else {
@@ -443,7 +531,7 @@ async fn build_one(
                             schema,
                             input: stream,
                             task: format!("build/{name}/{a}"),
-                            fingerprint: fingerprint.into(),
+                            fingerprint: own(a).unwrap_or(fingerprint).into(),
                             plain_columns: vec![],
                         })
                         .await
@@ -454,15 +542,24 @@ async fn build_one(
             }
             report.rows = Some(rows);
             report.rebuilt_dates = queued.into_iter().collect();
-            report.partition = Some(if from == date {
-                format!("{column}={date}")
+            let (first, end) = (
+                dates.first().copied().unwrap_or(date),
+                dates.last().copied().unwrap_or(date),
+            );
+            report.partition = Some(if first == end {
+                format!("{column}={end}")
+            } else if (end - first).num_days() + 1 == dates.len() as i64 {
+                format!("{column}={first}..{end}")
             } else {
-                format!("{column}={from}..{date}")
+                format!("{column}={first}..{end} ({} dates)", dates.len())
             });
         }
         Materialized::Snapshot => {
             let rendered = render_for(date, date)?;
-            let fingerprint = fingerprint(warehouse, model, &rendered.sql).await?;
+            let fingerprint = match &fingerprints.whole {
+                Some(f) => f.clone(),
+                None => fingerprint(warehouse, model, &rendered.sql).await?,
+            };
             let (outcome, changes) = snapshot::run(
                 project,
                 model,

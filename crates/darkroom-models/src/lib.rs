@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::NaiveDate;
 use darkroom_config::{Diagnostic, Diagnostics, Project, SourceFile};
 
-pub use build::{BuildOptions, BuildReport, ModelReport, build};
+pub use build::{BuildOptions, BuildReport, Builder, Fingerprints, ModelReport, build};
 pub use check::check;
 pub use graph::Graph;
 pub use model::{Materialized, Model, Settings, Strategy};

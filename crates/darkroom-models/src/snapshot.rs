@@ -314,8 +314,9 @@ pub async fn run(
     let schema = relaxed(&stored);
     let stream = futures::stream::iter(batches.into_iter().map(Ok));
     let input = Box::pin(RecordBatchStreamAdapter::new(Arc::clone(&schema), stream));
-    let mut fp: BTreeMap<String, serde_json::Value> =
-        serde_json::from_str(&fingerprint).unwrap_or_default();
+    // the fingerprint of the inputs, and the day the snapshot records
+    let mut fp: BTreeMap<String, serde_json::Value> = serde_json::from_str(&fingerprint)
+        .unwrap_or_else(|_| BTreeMap::from([("inputs".to_string(), fingerprint.clone().into())]));
     fp.insert("snapshot_date".into(), serde_json::json!(date.to_string()));
     let outcome = warehouse
         .replace_table(PartitionWrite {

@@ -46,6 +46,8 @@ pub struct FoundFile {
     pub host: String,
     pub location: FileLocation,
     pub size: u64,
+    /// Last modified, in seconds since the epoch (when the store says).
+    pub modified: Option<i64>,
 }
 
 /// A path template, split into what is fixed and what is matched.
@@ -152,6 +154,11 @@ pub fn find_local(template: &PathTemplate, root: &Path, date: NaiveDate) -> Resu
             host,
             location: FileLocation::Local { path, name },
             size: meta.len(),
+            modified: meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .and_then(|d| i64::try_from(d.as_secs()).ok()),
         });
     }
     found.sort_by(|a, b| (&a.host, a.location.display()).cmp(&(&b.host, b.location.display())));
@@ -205,6 +212,7 @@ pub async fn find_remote(
                 path: meta.location,
             },
             size: meta.size,
+            modified: Some(meta.last_modified.timestamp()),
         });
     }
     found.sort_by(|a, b| (&a.host, a.location.display()).cmp(&(&b.host, b.location.display())));

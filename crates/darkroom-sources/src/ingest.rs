@@ -127,6 +127,7 @@ pub async fn ingest_date(
         source.files.date_format.get_ref(),
     );
     let found = find_files(ctx, &template, date).await?;
+    let listing = listing_of(&fingerprint_base(source, ctx.project), &found);
     let history = ledger::history(ctx.warehouse, &name, date).await?;
 
     // Expected hosts: configured ones and those seen in the week before.
@@ -199,17 +200,16 @@ pub async fn ingest_date(
         files.push(f);
     }
 
-    let fingerprint_base = fingerprint_base(source, ctx.project);
     let days = date_to_days(date);
     let mut raw_version = None;
     let mut quarantine_version = None;
     let mut hours = BTreeMap::new();
     let fingerprint = if files.is_empty() {
-        fingerprint(&fingerprint_base, &[])
+        listing
     } else {
         let parser = parsers::build_parser(source, ctx.project.timezone())?;
         let (outcome, versions) =
-            parse_and_write(ctx, source, date, days, fingerprint_base, parser, files).await?;
+            parse_and_write(ctx, source, date, days, listing, parser, files).await?;
         raw_version = Some(versions.0);
         quarantine_version = Some(versions.1);
         reports.extend(outcome.files);
@@ -327,17 +327,38 @@ fn fingerprint_base(source: &SourceConfig, project: &Project) -> String {
     )
 }
 
-/// The fingerprint of an ingest: its base and every file read (host, path, size, checksum).
-fn fingerprint(base: &str, files: &[FileReport]) -> String {
+/// The fingerprint of an ingest, known before any file is read: its base and every file
+/// found (host, path, size, last modified). A file that arrives late, grows or is replaced
+/// changes it, so the date is no longer done; the files' content checksums are in the
+/// ledger.
+fn listing_of(base: &str, files: &[FoundFile]) -> String {
     let mut h = Sha256::new();
     h.update(base);
     for f in files {
         h.update(format!(
             "\n{}\t{}\t{}\t{}",
-            f.host, f.path, f.size, f.checksum
+            f.host,
+            f.location.display(),
+            f.size,
+            f.modified.unwrap_or_default()
         ));
     }
     hex::encode(h.finalize())
+}
+
+/// The fingerprint an ingest of `source` for `date` would record now (see [`ingest_date`]):
+/// what the orchestrator compares with the recorded one to tell whether the date is done.
+pub async fn listing_fingerprint(
+    ctx: &IngestContext<'_>,
+    source: &SourceConfig,
+    date: NaiveDate,
+) -> Result<String> {
+    let template = PathTemplate::new(
+        source.files.path.get_ref(),
+        source.files.date_format.get_ref(),
+    );
+    let found = find_files(ctx, &template, date).await?;
+    Ok(listing_of(&fingerprint_base(source, ctx.project), &found))
 }
 
 /// What the parser thread produced.
@@ -404,7 +425,7 @@ async fn parse_and_write(
     source: &SourceConfig,
     date: NaiveDate,
     days: i32,
-    fingerprint_base: String,
+    listing: String,
     parser: Box<dyn LogParser>,
     files: Vec<LocalFile>,
 ) -> Result<(ParseOutcome, (u64, u64))> {
@@ -424,8 +445,8 @@ async fn parse_and_write(
     let producer_schema = Arc::clone(&schema);
     let ip = parsers::post_parse_ip(source)
         .and_then(|(column, masker)| Some((schema.index_of(&column).ok()?, masker)));
-    // Checksums are computed while parsing, so the fingerprint is known only at the end of
-    // the input: the producer sets it just before it tells the writers the input is complete.
+    // The producer sets the fingerprint just before it tells the writers the input is
+    // complete: a write whose input stopped early cannot commit.
     let fingerprint = Arc::new(OnceLock::new());
     let producer_fingerprint = Arc::clone(&fingerprint);
     let producer = tokio::task::spawn_blocking(move || {
@@ -441,7 +462,7 @@ async fn parse_and_write(
         };
         // On error `p` is dropped without sending `Done`: both writers then fail rather than
         // commit a partial day.
-        p.run(files, &counter, &fingerprint_base, &producer_fingerprint)
+        p.run(files, &counter, &listing, &producer_fingerprint)
             .map(|(files, fingerprint)| ParseOutcome {
                 files,
                 fingerprint,
@@ -514,14 +535,14 @@ impl Producer {
         &mut self,
         files: Vec<LocalFile>,
         counter: &Arc<AtomicU64>,
-        fingerprint_base: &str,
+        listing: &str,
         fingerprint_cell: &OnceLock<String>,
     ) -> Result<(Vec<FileReport>, String)> {
         let mut reports = Vec::new();
         for f in files {
             reports.push(self.parse_file(&f, counter)?);
         }
-        let fingerprint = fingerprint(fingerprint_base, &reports);
+        let fingerprint = listing.to_string();
         fingerprint_cell
             .set(fingerprint.clone())
             .map_err(|_| SourceError::Internal("the ingest fingerprint was set twice".into()))?;

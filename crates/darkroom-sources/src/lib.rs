@@ -19,6 +19,7 @@ mod remote;
 pub use discover::{FileLocation, FoundFile, PathTemplate};
 pub use ingest::{
     FileReport, IngestContext, IngestReport, Missing, NoProgress, Progress, ingest_date,
+    listing_fingerprint,
 };
 pub use parsers::{build_parser, validate};
 pub use remote::s3_store;

@@ -199,16 +199,18 @@ impl Warehouse {
             .map_err(|e| StorageError::delta(target, e))?;
         let table_version = merged.version().unwrap_or_default();
         self.refresh_shared(target).await?;
+        let completion = Completion {
+            task: task.to_string(),
+            txn_version,
+            table_version,
+            fingerprint,
+        };
+        self.committed(target, table_version, vec![completion.clone()]);
         Ok(WriteOutcome {
             table: target.to_string(),
             table_version,
             rows,
-            completion: Completion {
-                task: task.to_string(),
-                txn_version,
-                table_version,
-                fingerprint,
-            },
+            completion,
         })
     }
 }

@@ -13,11 +13,13 @@ mod error;
 mod evolve;
 pub mod failpoint;
 mod location;
+mod maintain;
 mod session;
 mod write;
 
 pub use error::{Result, StorageError};
 pub use location::{Location, StorageSettings};
+pub use maintain::{MaintainReport, SNAPSHOTS_TABLE, Snapshot};
 pub use session::{QueryResult, file_table_hint, run_sql};
 pub use write::{
     Completion, Fingerprint, PartitionWrite, RangeWrite, WriteOutcome, ZSTD_LEVEL,
@@ -57,6 +59,25 @@ pub struct Warehouse {
     /// A warehouse read for tables this one does not hold (a development target reads the
     /// production tables it has not built itself); never written.
     fallback: Option<Box<Warehouse>>,
+    /// Told of every commit that records a task complete (the orchestrator's index of
+    /// completions); called after the commit, so a crash in between loses only the index
+    /// entry, which the orchestrator recovers from the table.
+    commit_hook: Option<CommitHook>,
+}
+
+/// Told of each commit that records tasks complete.
+pub type CommitHook = Arc<dyn Fn(&CommitRecord) + Send + Sync>;
+
+/// A commit that recorded tasks complete.
+#[derive(Debug, Clone)]
+pub struct CommitRecord {
+    /// The warehouse location (its root URL).
+    pub location: String,
+    pub table: String,
+    pub table_version: u64,
+    /// Each task the commit recorded, with its application-transaction version and
+    /// fingerprint.
+    pub completions: Vec<Completion>,
 }
 
 impl std::fmt::Debug for Warehouse {
@@ -99,7 +120,30 @@ impl Warehouse {
             opened: Arc::new(tokio::sync::Mutex::new(HashMap::new())),
             writing: Arc::default(),
             fallback: None,
+            commit_hook: None,
         })
+    }
+
+    /// Tell `hook` of every commit that records a task complete.
+    pub fn with_commit_hook(mut self, hook: CommitHook) -> Self {
+        self.commit_hook = Some(hook);
+        self
+    }
+
+    /// Call the commit hook, if any, for a commit of `table` at `table_version`.
+    pub(crate) fn committed(&self, table: &str, table_version: u64, completions: Vec<Completion>) {
+        if let Some(hook) = &self.commit_hook {
+            hook(&CommitRecord {
+                location: self
+                    .location
+                    .root_url()
+                    .map(|u| u.to_string())
+                    .unwrap_or_default(),
+                table: table.to_string(),
+                table_version,
+                completions,
+            });
+        }
     }
 
     /// Read `fallback`'s tables wherever this warehouse has no table of that name (sessions

@@ -104,7 +104,10 @@ pub struct RangeWrite {
     pub input: SendableRecordBatchStream,
     /// Each date is recorded complete as the task `<task_prefix>/<date>`.
     pub task_prefix: String,
+    /// The fingerprint recorded for each date not in `fingerprints`.
     pub fingerprint: String,
+    /// Each date's own fingerprint (the inputs of that partition), where known.
+    pub fingerprints: std::collections::BTreeMap<chrono::NaiveDate, String>,
 }
 
 impl std::fmt::Debug for RangeWrite {
@@ -493,16 +496,18 @@ impl Warehouse {
         let table_version = self
             .commit(&name, &table, &state, actions, properties, operation)
             .await?;
+        let completion = Completion {
+            task,
+            txn_version,
+            table_version,
+            fingerprint,
+        };
+        self.committed(&name, table_version, vec![completion.clone()]);
         Ok(WriteOutcome {
             table: name,
             table_version,
             rows,
-            completion: Completion {
-                task,
-                txn_version,
-                table_version,
-                fingerprint,
-            },
+            completion,
         })
     }
 
@@ -519,6 +524,7 @@ impl Warehouse {
             mut input,
             task_prefix,
             fingerprint,
+            fingerprints,
         } = write;
         let invalid = |message: String| StorageError::InvalidWrite {
             table: name.clone(),
@@ -545,10 +551,17 @@ impl Warehouse {
         let version = i64::try_from(state.version() + 1).unwrap_or(i64::MAX);
         let mut txns = Vec::new();
         let mut tasks = serde_json::Map::new();
+        let mut per_task = serde_json::Map::new();
+        let mut completions = Vec::new();
         for d in from.iter_days().take_while(|d| *d <= to) {
             let task = format!("{task_prefix}/{d}");
             txns.push(Transaction::new(app_id(&task), version));
-            tasks.insert(task, json!(version));
+            tasks.insert(task.clone(), json!(version));
+            let own = fingerprints.get(&d).unwrap_or(&fingerprint);
+            if fingerprints.contains_key(&d) {
+                per_task.insert(task.clone(), json!(own));
+            }
+            completions.push((task, own.clone()));
         }
         let (num_indexed_cols, stats_columns) =
             get_num_idx_cols_and_stats_columns(Some(state.table_config()), HashMap::new());
@@ -608,6 +621,7 @@ impl Warehouse {
                 json!({
                     "task": format!("{task_prefix}/{from}..{to}"),
                     "tasks": tasks,
+                    "fingerprints": per_task,
                     "partition": [format!("{partition_column}={from}..{to}")],
                     "fingerprint": fingerprint,
                     "rows": rows,
@@ -624,6 +638,19 @@ impl Warehouse {
         let table_version = self
             .commit(&name, &table, &state, actions, properties, operation)
             .await?;
+        self.committed(
+            &name,
+            table_version,
+            completions
+                .into_iter()
+                .map(|(task, fingerprint)| Completion {
+                    task,
+                    txn_version: version,
+                    table_version,
+                    fingerprint,
+                })
+                .collect(),
+        );
         Ok(WriteOutcome {
             table: name,
             table_version,
@@ -756,7 +783,9 @@ impl Warehouse {
             });
             if let Some(meta) = info.info.get("darkroom").filter(|_| recorded) {
                 let fingerprint = meta
-                    .get("fingerprint")
+                    .get("fingerprints")
+                    .and_then(|f| f.get(task))
+                    .or_else(|| meta.get("fingerprint"))
                     .and_then(|v| v.as_str())
                     .unwrap_or_default()
                     .to_string();

@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 const AFTER_HELP: &str = "\
 Exit codes: 0 done; 1 failed; 2 bad command line; 3 done, but something expected was missing \
-or unreadable (see the report).
+or unreadable, or a deadline was missed (see the report); 4 another run holds the project.
 
 Start here:
   darkroom demo                     generate the demo company and run the pipeline over it
@@ -16,6 +16,9 @@ Start here:
   darkroom ingest web --date 2026-01-31
   darkroom tables                   what the warehouse holds
   darkroom build                    build the SQL models (models/**/*.sql)
+  darkroom run                      the nightly pipeline for yesterday: extract, ingest, build, publish
+  darkroom backfill --from 2026-01-01 --to 2026-01-31
+  darkroom status                   what is complete, what runs, what failed, deadlines
   darkroom query \"SELECT status, count(*) FROM raw_web GROUP BY 1\"";
 
 /// Darkroom: a self-hosted analytics warehouse in one binary.
@@ -136,6 +139,57 @@ pub enum Command {
         format: Format,
         /// Same as --format json.
         #[arg(long, conflicts_with = "format")]
+        json: bool,
+    },
+
+    /// Run the nightly pipeline for one night: extract, ingest, build, publish.
+    ///
+    /// Every source extract, log ingest and model build is a task for one date partition,
+    /// run in dependency order, in parallel up to [pipeline] parallel. A task whose partition
+    /// the warehouse records complete with the same input fingerprint is not run again, so a
+    /// run after a crash resumes where it stopped. Earlier dates whose log files arrived or
+    /// changed since they were done (late data, up to [pipeline] lookback_days back) are
+    /// ingested and rebuilt too. A failed task skips what depends on it; the rest finishes;
+    /// transient errors are retried with backoff. The night ends with a publish of its table
+    /// versions. One run per project at a time (exit code 4 if another holds it).
+    #[command(after_help = RUN_AFTER_HELP)]
+    Run(RunArgs),
+
+    /// Ingest and build a range of dates, then publish.
+    ///
+    /// Like `run` for every date from --from to --to, without the database extract (a
+    /// database can only be read as it is now: models are rebuilt from the snapshots already
+    /// in the warehouse). The dates of one model run in batches (one query per month).
+    Backfill(BackfillArgs),
+
+    /// Run the pipeline on a schedule: the nightly run on [pipeline] schedule and maintenance
+    /// on [pipeline] maintenance (5-field cron, project time zone). Runs until stopped.
+    Schedule {
+        /// Stop after this many firings (for trying a schedule out).
+        #[arg(long)]
+        runs: Option<usize>,
+        /// Print each run's report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// What is complete, what runs now, what failed and why, and missed deadlines.
+    ///
+    /// Each table's latest complete partition, the last runs, the run in progress (and
+    /// whether its process is still alive), failed tasks with their errors, and whether last
+    /// night met [pipeline] deadline (exit code 3 if a deadline was missed, even when nothing
+    /// ran at all). Reads the project's run history only: answers at once.
+    Status {
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Compact small files and vacuum old ones in every table, keeping every file the newest
+    /// [pipeline] keep_snapshots published snapshots need.
+    Maintain {
+        /// Print as JSON.
+        #[arg(long)]
         json: bool,
     },
 
@@ -282,4 +336,63 @@ pub enum Format {
     Table,
     Csv,
     Json,
+}
+
+const RUN_AFTER_HELP: &str = "\
+Examples:
+  darkroom run                       last night (yesterday in the project time zone)
+  darkroom run --date 2026-01-31     one night
+  darkroom run --dry-run             what would run, and why
+  darkroom run --force               run every task again, done or not";
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The night (YYYY-MM-DD, project time zone). Default: yesterday.
+    #[arg(long)]
+    pub date: Option<NaiveDate>,
+    /// Run every task, even those already done.
+    #[arg(long)]
+    pub force: bool,
+    /// Tasks at once (default [pipeline] parallel).
+    #[arg(long)]
+    pub parallel: Option<usize>,
+    /// Show the plan (what would run and why); run nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// A template variable for the models, var('name') (repeatable): --var name=value.
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    pub vars: Vec<String>,
+    /// Print the report as JSON; no live view.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BackfillArgs {
+    /// First date (inclusive).
+    #[arg(long)]
+    pub from: NaiveDate,
+    /// Last date (inclusive); the night published.
+    #[arg(long)]
+    pub to: NaiveDate,
+    /// Which tasks run: missing (not done, or their inputs changed), failed (only those
+    /// that failed or were skipped before), all (everything again).
+    #[arg(long, default_value = "missing", value_parser = parse_reprocess)]
+    pub reprocess: darkroom_pipeline::Reprocess,
+    /// Tasks at once (default [pipeline] parallel).
+    #[arg(long)]
+    pub parallel: Option<usize>,
+    /// Show the plan; run nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// A template variable for the models (repeatable): --var name=value.
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    pub vars: Vec<String>,
+    /// Print the report as JSON; no live view.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_reprocess(s: &str) -> Result<darkroom_pipeline::Reprocess, String> {
+    s.parse()
 }

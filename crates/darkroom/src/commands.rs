@@ -28,6 +28,11 @@ pub async fn run(cli: Cli) -> Result<u8> {
             crate::models::compile(explicit, &model, date, &vars)
         }
         Command::Docs { out, json } => crate::models::docs(explicit, out.as_deref(), json).await,
+        Command::Run(args) => crate::pipeline::run(explicit, args).await,
+        Command::Backfill(args) => crate::pipeline::backfill(explicit, args).await,
+        Command::Schedule { runs, json } => crate::pipeline::schedule(explicit, runs, json).await,
+        Command::Status { json } => crate::pipeline::status(explicit, json),
+        Command::Maintain { json } => crate::pipeline::maintain(explicit, json).await,
     }
 }
 

@@ -6,6 +6,7 @@ mod commands;
 mod demo_db;
 mod models;
 mod output;
+mod pipeline;
 mod progress;
 mod project;
 
@@ -24,6 +25,8 @@ pub mod exit {
     /// The work was done but something expected was missing or unreadable (a host's log file,
     /// a corrupt file): read the report.
     pub const INCOMPLETE: u8 = 3;
+    /// Another run or backfill holds the project; nothing was done.
+    pub const LOCKED: u8 = 4;
 }
 
 /// mimalloc instead of the system allocator: ingest allocates and frees large column buffers

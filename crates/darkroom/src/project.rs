@@ -40,25 +40,18 @@ pub fn load(explicit: Option<&Path>) -> Result<Project> {
 
 /// S3 options for the project: `[warehouse.s3]` values, else the `AWS_*` environment.
 pub fn s3_options(project: &Project) -> HashMap<String, String> {
-    let s3 = project.warehouse.s3.clone().unwrap_or_default();
-    StorageSettings::s3_options(
-        s3.endpoint,
-        s3.region,
-        s3.access_key_id,
-        s3.secret_access_key,
-        s3.allow_http,
-        &|name| std::env::var(name).ok(),
-    )
+    darkroom_pipeline::runner::s3_options(project)
 }
 
-/// Open the project's warehouse.
+/// Open the project's warehouse. Every commit that records a task complete is also indexed
+/// in the project's run history (`.darkroom/state.db`), which `darkroom run` and `status`
+/// read instead of the Delta logs.
 pub fn warehouse(project: &Project) -> Result<Warehouse> {
-    let location = Location::parse(project.warehouse.location.get_ref(), &project.root)?;
-    let options = match location {
-        Location::Remote(_) => s3_options(project),
-        Location::Local(_) => HashMap::new(),
-    };
-    Ok(Warehouse::open(StorageSettings { location, options })?)
+    let store = darkroom_pipeline::Store::open_project(&project.root)?;
+    Ok(darkroom_pipeline::runner::open_warehouse(
+        project,
+        Some(&store),
+    )?)
 }
 
 /// Where `darkroom build` writes: the shared warehouse, or a development one.
