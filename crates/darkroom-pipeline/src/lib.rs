@@ -181,7 +181,7 @@ pub async fn run(
     }
     let (guard, took_over) = lock::acquire(store, &options.kind, Arc::clone(&clock))?;
     if let Some(old) = &took_over {
-        tracing::warn!(pid = old.pid, host = %old.host, "took over a stale lock");
+        tracing::info!(pid = old.pid, host = %old.host, "took over a stale lock");
     }
     store.mark_interrupted(None, clock.now_ms())?;
     let models = plan::load_models(project)?;

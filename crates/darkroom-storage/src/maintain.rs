@@ -162,6 +162,24 @@ impl Warehouse {
         Ok(out)
     }
 
+    /// A session with every table of `snapshot` registered at the version it published:
+    /// what readers use, so they never see half a night.
+    pub async fn pinned_session(
+        &self,
+        snapshot: &Snapshot,
+    ) -> Result<datafusion::prelude::SessionContext> {
+        let ctx = crate::session::new_context();
+        for (name, version) in &snapshot.tables {
+            let mut table = self.table_handle(name)?;
+            table
+                .load_version(*version)
+                .await
+                .map_err(|e| StorageError::delta(name, e))?;
+            self.register(&ctx, name, &table).await?;
+        }
+        Ok(ctx)
+    }
+
     /// Compact the table's small files, then delete the files no kept version needs: files
     /// removed more than `retention` ago that neither the latest version nor any version in
     /// `keep_versions` reads.

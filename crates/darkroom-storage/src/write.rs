@@ -601,10 +601,12 @@ impl Warehouse {
                 .await
                 .map_err(|e| StorageError::delta(&name, e))?;
         }
+        failpoint::hit("write.input_consumed", &name);
         let adds = writer
             .close()
             .await
             .map_err(|e| StorageError::delta(&name, e))?;
+        failpoint::hit("write.before_commit", &name);
         let mut actions: Vec<Action> = adds.into_iter().map(Action::Add).collect();
         let inside = |values: &HashMap<String, Option<String>>| {
             values

@@ -278,3 +278,125 @@ async fn dropping_a_table_deletes_only_that_table() {
     assert_eq!(count(&w, "SELECT count(*) FROM keep").await, 10);
     w.drop_table("never_existed").await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maintenance_compacts_and_never_removes_a_file_a_kept_snapshot_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = Warehouse::open(StorageSettings::local(dir.path())).unwrap();
+    // three small files in one partition's history, a snapshot published at version 2
+    w.replace_partition(write("fct_m", 1, 0..10, "a"))
+        .await
+        .unwrap();
+    w.replace_partition(write("fct_m", 2, 10..20, "b"))
+        .await
+        .unwrap();
+    let night = chrono::NaiveDate::from_ymd_opt(2026, 1, 2).unwrap();
+    let tables = std::collections::BTreeMap::from([("fct_m".to_string(), 2u64)]);
+    let snapshot = w
+        .publish(night, &tables, &[], "publish/2026-01-02", "fp")
+        .await
+        .unwrap();
+    assert_eq!(w.snapshots(5).await.unwrap(), vec![snapshot.clone()]);
+    // the next night replaces day 2 (its old file is now only needed by the snapshot)
+    w.replace_partition(write("fct_m", 2, 100..105, "c"))
+        .await
+        .unwrap();
+    w.replace_partition(write("fct_m", 3, 200..201, "d"))
+        .await
+        .unwrap();
+    // a sum reads the files (a count may be answered from the log's statistics)
+    let pinned_count = |ctx: datafusion::prelude::SessionContext| async move {
+        let r = darkroom_storage::run_sql(&ctx, "SELECT sum(id) FROM fct_m")
+            .await
+            .unwrap();
+        r.batches[0]
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap()
+            .value(0)
+    };
+    assert_eq!(
+        pinned_count(w.pinned_session(&snapshot).await.unwrap()).await,
+        190
+    );
+
+    let report = w
+        .maintain("fct_m", &[2], std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(report.files_vacuumed, 0, "version 2 is kept: {report:?}");
+    // readers of the latest version and of the kept snapshot both still read everything
+    assert_eq!(count(&w, "SELECT sum(id) FROM fct_m").await, 755);
+    assert_eq!(
+        pinned_count(w.pinned_session(&snapshot).await.unwrap()).await,
+        190
+    );
+    // the completions survive maintenance
+    assert_eq!(
+        w.completion("fct_m", "test/fct_m/2")
+            .await
+            .unwrap()
+            .unwrap()
+            .fingerprint,
+        "c"
+    );
+
+    // once no snapshot keeps version 2, its files go
+    let report = w
+        .maintain("fct_m", &[], std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(report.files_vacuumed, 1, "{report:?}");
+    assert!(
+        w.pinned_session(&snapshot).await.is_err() || {
+            let ctx = w.pinned_session(&snapshot).await.unwrap();
+            darkroom_storage::run_sql(&ctx, "SELECT sum(id) FROM fct_m")
+                .await
+                .is_err()
+        }
+    );
+    assert_eq!(count(&w, "SELECT sum(id) FROM fct_m").await, 755);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maintenance_compacts_the_small_files_merges_leave() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = Warehouse::open(StorageSettings::local(dir.path())).unwrap();
+    let whole = |table: &str, ids: std::ops::Range<i64>| {
+        let mut p = write(table, 1, ids, "x");
+        p.partition_columns = vec![];
+        p.partition = vec![];
+        p
+    };
+    w.replace_table(whole("dim_k", 0..10)).await.unwrap();
+    for (k, ids) in [(1, 10..20), (2, 20..30), (3, 30..40)] {
+        let staging = format!("_staging_{k}");
+        w.replace_table(whole(&staging, ids)).await.unwrap();
+        w.merge_from(
+            "dim_k",
+            &staging,
+            &["id".into()],
+            "test/dim_k",
+            format!("m{k}"),
+            10,
+        )
+        .await
+        .unwrap();
+    }
+    let before = w.table_info("dim_k").await.unwrap().unwrap();
+    assert!(before.files >= 4, "{before:?}");
+    let report = w
+        .maintain("dim_k", &[], std::time::Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert_eq!(report.files_compacted, before.files, "{report:?}");
+    assert_eq!(report.files_added, 1);
+    // within the retention period nothing is deleted: readers of older versions go on
+    assert_eq!(report.files_vacuumed, 0);
+    let after = w.table_info("dim_k").await.unwrap().unwrap();
+    assert_eq!((after.files, after.rows), (1, 40));
+    assert_eq!(count(&w, "SELECT count(DISTINCT id) FROM dim_k").await, 40);
+    let done = w.completion("dim_k", "test/dim_k").await.unwrap().unwrap();
+    assert_eq!(done.fingerprint, "m3");
+}

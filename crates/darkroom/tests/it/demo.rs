@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::harness::{BIN, Run, TestProject};
 
 /// Runs `darkroom demo DIR ARGS...`.
-fn demo(dir: &Path, args: &[&str]) -> Run {
+pub fn demo(dir: &Path, args: &[&str]) -> Run {
     let out = Command::new(BIN)
         .arg("demo")
         .arg(dir)
@@ -23,7 +23,7 @@ fn demo(dir: &Path, args: &[&str]) -> Run {
     Run::from_output(out)
 }
 
-fn truth(dir: &Path, name: &str) -> Value {
+pub fn truth(dir: &Path, name: &str) -> Value {
     let text = std::fs::read_to_string(dir.join("truth").join(format!("{name}.json")))
         .unwrap_or_else(|e| panic!("truth/{name}.json: {e}"));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("truth/{name}.json: {e}"))
@@ -71,7 +71,7 @@ fn sh_count(script: &str) -> u64 {
         .unwrap_or_else(|e| panic!("`{script}` printed {text:?}: {e}"))
 }
 
-fn n(v: &Value) -> u64 {
+pub fn n(v: &Value) -> u64 {
     v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
 }
 
@@ -592,6 +592,37 @@ fn the_star_schema_matches_the_ground_truth_day_by_day() {
         "{build}"
     );
     let p = TestProject::open(&dir);
+    let checked = star_schema_matches_truth(&dir, &p);
+    assert!(checked > 10_000, "the demo is big enough to mean something");
+    // the identity rules were exercised: anonymous views re-attributed to a later sign-in
+    assert!(
+        p.count("SELECT count(*) FROM int_touches_resolved WHERE identified_by = 'lookback'") > 0
+    );
+    // and the whole period's totals, from the facts themselves
+    let summary = truth(&dir, "summary");
+    for (fact, rows) in [
+        ("fct_marketplace_sales", &summary["rows"]["sales"]),
+        (
+            "fct_events WHERE event_type = 'like'",
+            &summary["rows"]["likes"],
+        ),
+        (
+            "dim_photo WHERE photo_key <> -1",
+            &summary["rows"]["photos"],
+        ),
+        (
+            "dim_user WHERE is_current AND user_key <> -1",
+            &summary["rows"]["users"],
+        ),
+    ] {
+        let ours = u64::try_from(p.count(&format!("SELECT count(*) FROM {fact}"))).unwrap();
+        assert_eq!(ours, n(rows), "{fact}");
+    }
+}
+
+/// The daily mart agrees with the truth, day by day and measure by measure; returns how many
+/// events were compared.
+pub fn star_schema_matches_truth(dir: &Path, p: &TestProject) -> u64 {
     let rows = p
         .run(&[
             "query",
@@ -601,7 +632,7 @@ fn the_star_schema_matches_the_ground_truth_day_by_day() {
         .ok()
         .json();
     let rows = rows.as_array().unwrap();
-    let daily = truth(&dir, "daily");
+    let daily = truth(dir, "daily");
     let daily = daily.as_array().unwrap();
     assert_eq!(rows.len(), daily.len());
     let keys = [
@@ -636,29 +667,5 @@ fn the_star_schema_matches_the_ground_truth_day_by_day() {
             checked += n(&truth[k]);
         }
     }
-    assert!(checked > 10_000, "the demo is big enough to mean something");
-    // the identity rules were exercised: anonymous views re-attributed to a later sign-in
-    assert!(
-        p.count("SELECT count(*) FROM int_touches_resolved WHERE identified_by = 'lookback'") > 0
-    );
-    // and the whole period's totals, from the facts themselves
-    let summary = truth(&dir, "summary");
-    for (fact, rows) in [
-        ("fct_marketplace_sales", &summary["rows"]["sales"]),
-        (
-            "fct_events WHERE event_type = 'like'",
-            &summary["rows"]["likes"],
-        ),
-        (
-            "dim_photo WHERE photo_key <> -1",
-            &summary["rows"]["photos"],
-        ),
-        (
-            "dim_user WHERE is_current AND user_key <> -1",
-            &summary["rows"]["users"],
-        ),
-    ] {
-        let ours = u64::try_from(p.count(&format!("SELECT count(*) FROM {fact}"))).unwrap();
-        assert_eq!(ours, n(rows), "{fact}");
-    }
+    checked
 }

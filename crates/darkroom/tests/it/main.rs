@@ -10,6 +10,7 @@ mod extract;
 mod harness;
 mod ingest;
 mod models;
+mod pipeline;
 mod project_files;
 mod query;
 mod s3;
