@@ -49,12 +49,12 @@ time_runs() { # label, command...
   done
   local med
   med=$(printf '%s\n' "${times[@]}" | median)
-  echo "$label: runs ${times[*]} s; median $med s"
+  echo "$label: runs ${times[*]} s; median $med s" >&2
   echo "$med"
 }
 
 plan() { "$BIN" -C "$dir" backfill --from "$first" --to "$last" --dry-run --json; }
-fresh=$(time_runs "plan, fresh project" plan | tee /dev/stderr | tail -1)
+fresh=$(time_runs "plan, fresh project" plan)
 python3 - "$WORK/out.json" <<'PY'
 import json, sys
 p = json.load(open(sys.argv[1]))
@@ -72,7 +72,7 @@ r = json.load(open(sys.argv[1]))
 print(f"one backfill of every date: {float(sys.argv[2]):.1f} s, ok={r['ok']}, "
       + ", ".join(f"{k}: {v['tasks']}" for k, v in r["stages"].items()))
 PY
-done_plan=$(time_runs "plan, every task done" plan | tee /dev/stderr | tail -1)
+done_plan=$(time_runs "plan, every task done" plan)
 python3 - "$WORK/out.json" <<'PY'
 import json, sys
 p = json.load(open(sys.argv[1]))
@@ -80,6 +80,6 @@ print(f"  {len(p['tasks'])} tasks planned, {p['to_run']} to run, {p['done']} don
       f"planning alone {p['plan_seconds']:.3f} s")
 PY
 status() { "$BIN" -C "$dir" status --json; }
-st=$(time_runs "status" status | tee /dev/stderr | tail -1)
+st=$(time_runs "status" status)
 echo
 echo "medians: plan fresh $fresh s, plan all done $done_plan s, status $st s (targets: < 1 s, < 1 s, < 0.2 s)"

@@ -28,6 +28,17 @@ timezone = "UTC"
 #   allow_http = false
 location = "warehouse"
 
+# The nightly pipeline (`darkroom run`, `darkroom schedule`). Every key has a default.
+[pipeline]
+# When `darkroom schedule` fires the nightly run: 5-field cron, in the project time zone.
+schedule = "30 2 * * *"
+# By when last night's data must be published (project time zone); `darkroom status`
+# reports a miss even if nothing ran.
+# deadline = "07:00"
+# parallel = 2              # tasks at once
+# retries = 3               # retries of transient errors (connection refused, timeouts)
+# lookback_days = 7         # how far back each run looks for late log files
+
 # ---------------------------------------------------------------------------------------------
 # Log sources. Each becomes the table raw_<name>, partitioned by the file's date (file_date);
 # lines that do not parse are kept byte for byte in _quarantine_<name>, and _ingest_ledger

@@ -27,6 +27,8 @@ pub struct TaskOutput {
     pub rows_out: Option<u64>,
     /// Anything worth a line in the report (files missing, dates rebuilt, found complete).
     pub note: Option<String>,
+    /// Done, but something expected was missing (a host's log file): the run exits 3.
+    pub incomplete: bool,
 }
 
 /// Why a task failed, and whether trying again may help.
@@ -141,6 +143,8 @@ pub struct TaskResult {
     pub rows_out: Option<u64>,
     pub seconds: f64,
     pub note: Option<String>,
+    /// Succeeded, but something expected was missing.
+    pub incomplete: bool,
     pub error: Option<String>,
 }
 
@@ -236,6 +240,7 @@ pub async fn execute(
                 Planned::Excluded { why } => Some(why.clone()),
                 _ => None,
             },
+            incomplete: false,
             error: None,
         });
     }
@@ -285,6 +290,7 @@ pub async fn execute(
                         rows_out: None,
                         seconds: 0.0,
                         note: None,
+                        incomplete: false,
                         error: Some(why),
                     };
                     observer.finished(plan, &result);
@@ -345,6 +351,7 @@ pub async fn execute(
                         rows_out: out.rows_out,
                         seconds,
                         note: out.note,
+                        incomplete: out.incomplete,
                         error: None,
                     }
                 }
@@ -370,6 +377,7 @@ pub async fn execute(
                         rows_out: None,
                         seconds,
                         note: None,
+                        incomplete: false,
                         error: Some(e.message),
                     }
                 }
@@ -392,6 +400,7 @@ pub async fn execute(
                 rows_out: None,
                 seconds: 0.0,
                 note: None,
+                incomplete: false,
                 error: Some("never became ready".into()),
             })
         })

@@ -148,7 +148,9 @@ pub async fn plan_only(
     warehouse: &Warehouse,
     options: &RunOptions,
 ) -> Result<Plan> {
+    let started = std::time::Instant::now();
     let models = plan::load_models(project)?;
+    tracing::debug!(seconds = started.elapsed().as_secs_f64(), "models loaded");
     let inputs = plan::PlanInputs {
         project,
         models: &models,

@@ -328,6 +328,7 @@ pub async fn plan(
     reprocess: Reprocess,
     force: bool,
 ) -> Result<Plan> {
+    let started = std::time::Instant::now();
     let project = inputs.project;
     let models = inputs.models;
     let location = location_key(inputs.warehouse);
@@ -374,31 +375,21 @@ pub async fn plan(
         remote_options: crate::runner::s3_options(project),
         progress: Arc::new(darkroom_sources::NoProgress),
     };
-    // list every candidate date of every source, several at a time
-    let listings: Vec<((String, NaiveDate), Result<String>)> = {
-        use futures::StreamExt;
-        let jobs = project
-            .sources
-            .iter()
-            .flat_map(|s| candidates.iter().map(move |d| (s, *d)))
-            .map(|(s, d)| {
-                let ctx = &ctx;
-                async move {
-                    let fp = darkroom_sources::listing_fingerprint(ctx, s, d)
-                        .await
-                        .map_err(|e| PipelineError::Source(format!("{} {d}: {e}", s.name())));
-                    ((s.name().to_string(), d), fp)
-                }
-            });
-        futures::stream::iter(jobs)
-            .buffer_unordered(16)
-            .collect()
-            .await
-    };
+    // list every candidate date of every source: one walk of each source's folders
     let mut listed = HashMap::new();
-    for (key, fp) in listings {
-        listed.insert(key, fp?);
+    for s in &project.sources {
+        let fps = darkroom_sources::listing_fingerprints(&ctx, s, &candidates)
+            .await
+            .map_err(|e| PipelineError::Source(format!("{}: {e}", s.name())))?;
+        for (d, fp) in fps {
+            listed.insert((s.name().to_string(), d), fp);
+        }
     }
+    tracing::debug!(
+        seconds = started.elapsed().as_secs_f64(),
+        files = listed.len(),
+        "listed the log files"
+    );
 
     let mut planner = Planner {
         inputs,
@@ -540,6 +531,10 @@ pub async fn plan(
         }
     };
 
+    tracing::debug!(
+        seconds = started.elapsed().as_secs_f64(),
+        "ingest and model dates planned"
+    );
     // ---- builds, in model order ----
     // per model: the task indexes it produced (for the dependencies of downstream models)
     let mut model_tasks: HashMap<usize, Vec<usize>> = HashMap::new();
@@ -668,6 +663,11 @@ pub async fn plan(
             }
         }
     }
+    tracing::debug!(
+        seconds = started.elapsed().as_secs_f64(),
+        tasks = tasks.len(),
+        "planned"
+    );
     let date_fingerprints = planner
         .model_fp
         .iter()

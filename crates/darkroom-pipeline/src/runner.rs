@@ -201,6 +201,7 @@ impl ProjectRunner {
             rows_in: Some(report.tables.iter().map(|t| t.rows).sum()),
             rows_out: Some(report.tables.iter().map(|t| t.rows).sum()),
             note: Some(format!("{} tables", report.tables.len())),
+            incomplete: false,
         })
     }
 
@@ -223,20 +224,26 @@ impl ProjectRunner {
             .await
             .map_err(|e| TaskError::classify(e.to_string()))?;
         let note = (!report.is_ok()).then(|| {
-            let missing: Vec<String> = report
+            let hosts: Vec<&str> = report
                 .missing
                 .iter()
-                .map(|m| m.host.clone().unwrap_or_else(|| "every host".into()))
+                .filter_map(|m| m.host.as_deref())
                 .collect();
-            if missing.is_empty() {
-                report.status.clone()
+            if report.files.is_empty() {
+                "missing: no file at all".to_string()
+            } else if hosts.is_empty() {
+                format!(
+                    "{}: a file could not be read (see the ledger)",
+                    report.status
+                )
             } else {
-                format!("{}: no file from {}", report.status, missing.join(", "))
+                format!("{}: no file from {}", report.status, hosts.join(", "))
             }
         });
         Ok(TaskOutput {
             rows_in: Some(report.totals.lines),
             rows_out: Some(report.totals.rows),
+            incomplete: !report.is_ok(),
             note,
         })
     }
@@ -324,6 +331,7 @@ impl ProjectRunner {
                         rows_in: None,
                         rows_out: rows,
                         note: first_note.clone(),
+                        incomplete: false,
                     }
                 } else {
                     TaskOutput::default()
@@ -392,6 +400,7 @@ impl ProjectRunner {
             rows_in: None,
             rows_out: report.rows,
             note,
+            incomplete: false,
         })
     }
 
@@ -421,6 +430,7 @@ impl ProjectRunner {
             rows_in: None,
             rows_out: Some(snapshot.tables.len() as u64),
             note: Some(format!("{} tables published", snapshot.tables.len())),
+            incomplete: false,
         })
     }
 }

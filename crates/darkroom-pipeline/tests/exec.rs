@@ -118,6 +118,7 @@ impl Runner for Script {
                             rows_in: Some(1),
                             rows_out: Some(1),
                             note: None,
+                            incomplete: false,
                         }),
                     }
                 })

@@ -361,6 +361,37 @@ pub async fn listing_fingerprint(
     Ok(listing_of(&fingerprint_base(source, ctx.project), &found))
 }
 
+/// [`listing_fingerprint`] for many dates: a local source's folders are walked once.
+pub async fn listing_fingerprints(
+    ctx: &IngestContext<'_>,
+    source: &SourceConfig,
+    dates: &[NaiveDate],
+) -> Result<BTreeMap<NaiveDate, String>> {
+    let template = PathTemplate::new(
+        source.files.path.get_ref(),
+        source.files.date_format.get_ref(),
+    );
+    let base = fingerprint_base(source, ctx.project);
+    if template.as_str().starts_with("s3://") {
+        let mut out = BTreeMap::new();
+        for &d in dates {
+            out.insert(d, listing_of(&base, &find_files(ctx, &template, d).await?));
+        }
+        return Ok(out);
+    }
+    let root = ctx.project.root.clone();
+    let dates = dates.to_vec();
+    let found = tokio::task::spawn_blocking(move || {
+        crate::discover::find_local_dates(&template, &root, &dates)
+    })
+    .await
+    .map_err(|e| SourceError::Internal(format!("listing files: {e}")))??;
+    Ok(found
+        .into_iter()
+        .map(|(d, files)| (d, listing_of(&base, &files)))
+        .collect())
+}
+
 /// What the parser thread produced.
 struct ParseOutcome {
     files: Vec<FileReport>,

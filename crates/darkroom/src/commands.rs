@@ -556,34 +556,59 @@ async fn demo(args: DemoArgs) -> Result<u8> {
                 print_table_report(t);
             }
         }
-        // the models over every generated day: incremental ones in one range per model
+        // the pipeline over every generated day: the orchestrator finds every ingest done
+        // (same files, same fingerprints), builds the models (each incremental model's
+        // dates in batches) and publishes the last night
         let built = if failures.is_empty() {
-            let build_started = std::time::Instant::now();
-            match crate::models::build_demo(&project, &warehouse, first, last).await {
-                Ok(report) => {
+            let options = darkroom_pipeline::RunOptions {
+                kind: "demo".into(),
+                request: darkroom_pipeline::Request::Backfill {
+                    from: first,
+                    to: last,
+                },
+                reprocess: darkroom_pipeline::Reprocess::Missing,
+                force: false,
+                parallel: None,
+                dry_run: false,
+                vars: Default::default(),
+                args: serde_json::json!({"command": "demo", "from": first, "to": last}),
+            };
+            let store = darkroom_pipeline::Store::open_project(&project.root)?;
+            let observer = crate::pipeline::LazyLive::new(args.json);
+            let clock: std::sync::Arc<dyn darkroom_pipeline::Clock> =
+                std::sync::Arc::new(darkroom_pipeline::SystemClock);
+            match darkroom_pipeline::run(&project, &store, &warehouse, &options, clock, &observer)
+                .await
+            {
+                Ok(outcome) => {
+                    observer.finish();
                     if !args.json {
-                        println!(
-                            "Built {} models ({} failed) for {} to {} in {:.1}s",
-                            report.models.len(),
-                            report.failed(),
-                            first,
-                            last,
-                            build_started.elapsed().as_secs_f64()
-                        );
+                        crate::pipeline::print_outcome(&outcome, false)?;
                     }
-                    for m in report.models.iter().filter(|m| m.status != "built") {
+                    for t in outcome
+                        .summary
+                        .iter()
+                        .flat_map(|s| &s.tasks)
+                        .filter(|t| t.status == "failed" || t.status == "skipped")
+                    {
                         failures.push(format!(
-                            "model {}: {} {}",
-                            m.model,
-                            m.status,
-                            m.error.as_deref().unwrap_or("")
+                            "{}: {} {}",
+                            t.task,
+                            t.status,
+                            t.error.as_deref().unwrap_or("")
                         ));
                     }
-                    serde_json::to_value(&report)?
+                    let summary = outcome.summary.as_ref();
+                    serde_json::json!({
+                        "run_id": outcome.run_id,
+                        "ok": outcome.ok(),
+                        "stages": summary.map(crate::pipeline::stages_json),
+                        "seconds": summary.map(|s| s.seconds),
+                    })
                 }
                 // e.g. an injected schema drift: the models no longer match the database
                 Err(e) => {
-                    failures.push(format!("models: {e}"));
+                    failures.push(format!("pipeline: {e}"));
                     serde_json::Value::Null
                 }
             }
@@ -591,7 +616,7 @@ async fn demo(args: DemoArgs) -> Result<u8> {
             serde_json::Value::Null
         };
         if !args.json {
-            for f in failures.iter().filter(|f| f.starts_with("model")) {
+            for f in failures.iter().filter(|f| f.starts_with("build/")) {
                 eprintln!("error: {f}");
             }
         }
@@ -603,13 +628,13 @@ async fn demo(args: DemoArgs) -> Result<u8> {
             exit::INCOMPLETE
         };
         ingested = serde_json::json!({ "reports": reports.len(), "errors": failures,
-            "incomplete": incomplete, "extract": extracts, "build": built });
+            "incomplete": incomplete, "extract": extracts, "pipeline": built });
     }
     if args.json {
         print_json(&serde_json::json!({ "demo": generated, "ingest": ingested }))?;
     } else {
         println!(
-            "\nNext:\n  darkroom -C {dir} tables\n  darkroom -C {dir} query \"SELECT * FROM mart_daily_kpis ORDER BY event_date DESC LIMIT 7\"\n  darkroom -C {dir} docs            # the star schema: grain, columns, lineage\n  darkroom -C {dir} query \"SELECT event_date, count(*) AS page_views, count(DISTINCT cookie_vid) AS visitors FROM raw_web GROUP BY 1 ORDER BY 1 DESC LIMIT 7\"\n  darkroom -C {dir} query \"SELECT * FROM _ingest_ledger WHERE record = 'missing'\"\n  darkroom -C {dir} query \"SELECT plan, count(*) FROM raw_app_db_subscriptions GROUP BY 1\"\n  cat {dir}/truth/README.md      # what the warehouse must contain"
+            "\nNext:\n  darkroom -C {dir} tables\n  darkroom -C {dir} query \"SELECT * FROM mart_daily_kpis ORDER BY event_date DESC LIMIT 7\"\n  darkroom -C {dir} status          # what is complete, the runs, the published night\n  darkroom -C {dir} docs            # the star schema: grain, columns, lineage\n  darkroom -C {dir} query \"SELECT event_date, count(*) AS page_views, count(DISTINCT cookie_vid) AS visitors FROM raw_web GROUP BY 1 ORDER BY 1 DESC LIMIT 7\"\n  darkroom -C {dir} query \"SELECT * FROM _ingest_ledger WHERE record = 'missing'\"\n  darkroom -C {dir} query \"SELECT plan, count(*) FROM raw_app_db_subscriptions GROUP BY 1\"\n  cat {dir}/truth/README.md      # what the warehouse must contain"
         );
     }
     Ok(code)

@@ -214,19 +214,3 @@ pub async fn docs(explicit: Option<&Path>, out: Option<&Path>, json: bool) -> Re
     }
     Ok(exit::OK)
 }
-
-/// Build every model of the demo over its days (after its logs and database are loaded).
-pub async fn build_demo(
-    project: &Project,
-    warehouse: &darkroom_storage::Warehouse,
-    from: NaiveDate,
-    to: NaiveDate,
-) -> Result<darkroom_models::BuildReport> {
-    let models = load_models(project)?;
-    let options = BuildOptions {
-        date: Some(to),
-        from: Some(from),
-        ..BuildOptions::default()
-    };
-    Ok(darkroom_models::build(project, &models, warehouse, &options, &|_| {}).await?)
-}

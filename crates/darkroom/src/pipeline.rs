@@ -206,17 +206,28 @@ pub async fn execute(
     };
     observer.finish();
     print_outcome(&outcome, json)?;
-    Ok(if outcome.ok() { exit::OK } else { exit::FAILED })
+    let incomplete = outcome
+        .summary
+        .iter()
+        .flat_map(|s| &s.tasks)
+        .any(|t| t.incomplete);
+    Ok(if !outcome.ok() {
+        exit::FAILED
+    } else if incomplete {
+        exit::INCOMPLETE
+    } else {
+        exit::OK
+    })
 }
 
 /// A live view created on the first event (when the plan is known).
-struct LazyLive {
+pub(crate) struct LazyLive {
     quiet: bool,
     live: std::sync::OnceLock<Option<Live>>,
 }
 
 impl LazyLive {
-    fn new(quiet: bool) -> Self {
+    pub(crate) fn new(quiet: bool) -> Self {
         Self {
             quiet,
             live: std::sync::OnceLock::new(),
@@ -227,7 +238,7 @@ impl LazyLive {
             .get_or_init(|| Live::new(plan, self.quiet))
             .as_ref()
     }
-    fn finish(&self) {
+    pub(crate) fn finish(&self) {
         if let Some(Some(live)) = self.live.get() {
             live.bar.finish_and_clear();
         }
@@ -303,7 +314,7 @@ fn print_plan(outcome: &RunOutcome, json: bool) -> Result<()> {
     Ok(())
 }
 
-fn print_outcome(outcome: &RunOutcome, json: bool) -> Result<()> {
+pub(crate) fn print_outcome(outcome: &RunOutcome, json: bool) -> Result<()> {
     let Some(summary) = &outcome.summary else {
         return Ok(());
     };
@@ -394,6 +405,21 @@ fn print_outcome(outcome: &RunOutcome, json: bool) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Per stage: tasks by status, and rows written.
+pub(crate) fn stages_json(summary: &darkroom_pipeline::Summary) -> serde_json::Value {
+    summary
+        .by_stage()
+        .into_iter()
+        .map(|(s, (counts, rows))| {
+            (
+                s.to_string(),
+                serde_json::json!({"tasks": counts, "rows": rows}),
+            )
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into()
 }
 
 /// `darkroom status`.

@@ -254,7 +254,19 @@ fn a_late_file_rebuilds_exactly_the_dates_it_touches() {
     let late = dir.join("logs/web/web-2/access-2026-01-04.log.gz");
     let away = dir.join("late.log.gz");
     std::fs::rename(&late, &away).unwrap();
-    p.run(&backfill_args()).ok();
+    // done, but a host's file was missing: exit code 3, the task says which
+    let first = p.run(&backfill_args());
+    assert_eq!(first.code, Some(3), "{}", first.stderr);
+    let first = first.json();
+    let missing: Vec<&Value> = first["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["incomplete"] == true)
+        .collect();
+    assert_eq!(missing.len(), 1, "{missing:?}");
+    assert_eq!(missing[0]["task"], "ingest/web/2026-01-04");
+    assert_eq!(missing[0]["note"], "incomplete: no file from web-2");
     let before = p.count("SELECT count(*) FROM raw_web");
     std::fs::rename(&away, &late).unwrap();
 
