@@ -169,7 +169,8 @@ pub struct DemoSummary {
 }
 
 /// Generates the demo project into `opts.dir`: database, logs, `darkroom.toml`, truth.
-/// Existing demo output there (`logs/`, `db/`, `truth/`, `warehouse/`, `models/`) is replaced.
+/// Existing demo output there (`logs/`, `db/`, `truth/`, `warehouse/`, `models/`, and the run
+/// history in `.darkroom/`) is replaced.
 pub fn generate(opts: &DemoOptions) -> Result<DemoSummary, DemoError> {
     opts.check()?;
     let started = Instant::now();
@@ -178,7 +179,8 @@ pub fn generate(opts: &DemoOptions) -> Result<DemoSummary, DemoError> {
         .map_err(|_| DemoError::Invalid(format!("unknown time zone {TIMEZONE}")))?;
     let dir = &opts.dir;
     refuse_foreign_folder(dir)?;
-    for old in ["logs", "db", "truth", "warehouse", "models"] {
+    // .darkroom: the run history and index of completions of the warehouse being replaced
+    for old in ["logs", "db", "truth", "warehouse", "models", ".darkroom"] {
         let path = dir.join(old);
         if path.exists() {
             std::fs::remove_dir_all(&path)

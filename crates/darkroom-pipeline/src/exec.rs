@@ -174,6 +174,25 @@ impl Summary {
     }
 }
 
+impl TaskResult {
+    /// A result for `task` with `status` and nothing else yet.
+    fn new(task: &crate::plan::Task, status: &'static str) -> Self {
+        Self {
+            task: task.id.clone(),
+            stage: task.stage.name(),
+            date: task.date,
+            status,
+            attempts: 0,
+            rows_in: None,
+            rows_out: None,
+            seconds: 0.0,
+            note: None,
+            incomplete: false,
+            error: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum State {
     Pending,
@@ -227,22 +246,11 @@ pub async fn execute(
             Planned::Excluded { .. } => "excluded",
             Planned::Run { .. } => continue,
         };
-        results[i] = Some(TaskResult {
-            task: t.id.clone(),
-            stage: t.stage.name(),
-            date: t.date,
-            status,
-            attempts: 0,
-            rows_in: None,
-            rows_out: None,
-            seconds: 0.0,
-            note: match &t.planned {
-                Planned::Excluded { why } => Some(why.clone()),
-                _ => None,
-            },
-            incomplete: false,
-            error: None,
-        });
+        let mut result = TaskResult::new(t, status);
+        if let Planned::Excluded { why } = &t.planned {
+            result.note = Some(why.clone());
+        }
+        results[i] = Some(result);
     }
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(options.seed);
     let mut running: FuturesUnordered<BoxFuture<'_, BatchResult>> = FuturesUnordered::new();
@@ -280,19 +288,8 @@ pub async fn execute(
                         0,
                         Some(&why),
                     )?;
-                    let result = TaskResult {
-                        task: t.id.clone(),
-                        stage: t.stage.name(),
-                        date: t.date,
-                        status: "skipped",
-                        attempts: 0,
-                        rows_in: None,
-                        rows_out: None,
-                        seconds: 0.0,
-                        note: None,
-                        incomplete: false,
-                        error: Some(why),
-                    };
+                    let mut result = TaskResult::new(t, "skipped");
+                    result.error = Some(why);
                     observer.finished(plan, &result);
                     results[i] = Some(result);
                     changed = true;
@@ -342,17 +339,13 @@ pub async fn execute(
                         None,
                     )?;
                     TaskResult {
-                        task: t.id.clone(),
-                        stage: t.stage.name(),
-                        date: t.date,
-                        status: "succeeded",
                         attempts,
                         rows_in: out.rows_in,
                         rows_out: out.rows_out,
                         seconds,
                         note: out.note,
                         incomplete: out.incomplete,
-                        error: None,
+                        ..TaskResult::new(t, "succeeded")
                     }
                 }
                 Err(e) => {
@@ -368,17 +361,10 @@ pub async fn execute(
                         Some(&e.message),
                     )?;
                     TaskResult {
-                        task: t.id.clone(),
-                        stage: t.stage.name(),
-                        date: t.date,
-                        status: "failed",
                         attempts,
-                        rows_in: None,
-                        rows_out: None,
                         seconds,
-                        note: None,
-                        incomplete: false,
                         error: Some(e.message),
+                        ..TaskResult::new(t, "failed")
                     }
                 }
             };
@@ -391,17 +377,8 @@ pub async fn execute(
         .enumerate()
         .map(|(i, r)| {
             r.unwrap_or_else(|| TaskResult {
-                task: plan.tasks[i].id.clone(),
-                stage: plan.tasks[i].stage.name(),
-                date: plan.tasks[i].date,
-                status: "skipped",
-                attempts: 0,
-                rows_in: None,
-                rows_out: None,
-                seconds: 0.0,
-                note: None,
-                incomplete: false,
                 error: Some("never became ready".into()),
+                ..TaskResult::new(&plan.tasks[i], "skipped")
             })
         })
         .collect();

@@ -263,10 +263,8 @@ impl Planner<'_> {
         for (table, _) in &model.sources {
             match self.origin(table) {
                 Origin::Log { source, late_days } => {
-                    let (source, late) = (source.clone(), u64::from(*late_days));
-                    let first = d.pred_opt().unwrap_or(d);
-                    let last = d.checked_add_days(chrono::Days::new(late)).unwrap_or(d);
-                    for day in first.iter_days().take_while(|x| *x <= last) {
+                    let source = source.clone();
+                    for day in read_window(d, *late_days) {
                         out.push(serde_json::json!([
                             table,
                             day,
@@ -332,7 +330,34 @@ pub async fn plan(
     let project = inputs.project;
     let models = inputs.models;
     let location = location_key(inputs.warehouse);
-    let index = inputs.store.completions(&location)?;
+    let mut index = inputs.store.completions(&location)?;
+    // the warehouse is the truth: a table dropped or recreated since its completions were
+    // indexed (its log is gone, or older than what the index heard of) forgets them
+    let mut newest: HashMap<&str, u64> = HashMap::new();
+    for c in index.values() {
+        if !c.table.is_empty() {
+            let v = newest.entry(c.table.as_str()).or_default();
+            *v = (*v).max(c.table_version);
+        }
+    }
+    let stale: Vec<String> = newest
+        .into_iter()
+        .filter(|(table, recorded)| {
+            inputs
+                .warehouse
+                .local_version(table)
+                .is_some_and(|now| now.is_none_or(|now| now < *recorded))
+        })
+        .map(|(table, _)| table.to_string())
+        .collect();
+    for table in &stale {
+        tracing::info!(
+            table,
+            "the table changed behind the index: its completions are forgotten"
+        );
+        inputs.store.forget_table(&location, table)?;
+        index.retain(|(t, _), _| t != table);
+    }
     let mut origins = HashMap::new();
     for s in &project.sources {
         let origin = || Origin::Log {
@@ -432,7 +457,7 @@ pub async fn plan(
 
     let mut tasks: Vec<Task> = Vec::new();
     // ---- extract (a run only) ----
-    let mut extract_ids: HashMap<String, usize> = HashMap::new();
+    let mut ids = TaskIds::default();
     if let Request::Run { night } = request {
         for db in &project.databases {
             let id = format!("extract/{}/{night}", db.name());
@@ -443,7 +468,7 @@ pub async fn plan(
             }));
             planner.extract_fp.insert(db.name().to_string(), fp.clone());
             let planned = decide(&planner, &id, "", &fp);
-            extract_ids.insert(db.name().to_string(), tasks.len());
+            ids.extract.insert(db.name().to_string(), tasks.len());
             tasks.push(Task {
                 id,
                 stage: Stage::Extract,
@@ -461,7 +486,6 @@ pub async fn plan(
 
     // ---- ingest ----
     let ledger = darkroom_sources::ledger::LEDGER_TABLE;
-    let mut ingest_ids: HashMap<(String, NaiveDate), usize> = HashMap::new();
     for s in &project.sources {
         for &d in &candidates {
             let id = format!("ingest/{}/{d}", s.name());
@@ -489,7 +513,7 @@ pub async fn plan(
                 .ingest_fp
                 .insert((s.name().to_string(), d), fp.clone());
             planner.ingest_dates.insert(d);
-            ingest_ids.insert((s.name().to_string(), d), tasks.len());
+            ids.ingest.insert((s.name().to_string(), d), tasks.len());
             tasks.push(Task {
                 id,
                 stage: Stage::Ingest,
@@ -537,8 +561,6 @@ pub async fn plan(
     );
     // ---- builds, in model order ----
     // per model: the task indexes it produced (for the dependencies of downstream models)
-    let mut model_tasks: HashMap<usize, Vec<usize>> = HashMap::new();
-    let mut date_task: HashMap<(usize, NaiveDate), usize> = HashMap::new();
     for &i in &models.graph.order {
         let model = &models.models[i];
         match model.settings.materialized {
@@ -547,19 +569,10 @@ pub async fn plan(
                 for &d in &model_dates {
                     let id = format!("build/{}/{d}", model.name);
                     let fp = planner.model_fingerprint(i, d);
-                    let deps = date_deps(
-                        &planner,
-                        models,
-                        i,
-                        d,
-                        &ingest_ids,
-                        &extract_ids,
-                        &date_task,
-                        &model_tasks,
-                    );
+                    let deps = date_deps(&planner, models, i, d, &ids);
                     let planned = decide(&planner, &id, &model.name, &fp);
-                    date_task.insert((i, d), tasks.len());
-                    model_tasks.entry(i).or_default().push(tasks.len());
+                    ids.date.insert((i, d), tasks.len());
+                    ids.model.entry(i).or_default().push(tasks.len());
                     tasks.push(Task {
                         id,
                         stage: Stage::Build,
@@ -582,9 +595,7 @@ pub async fn plan(
                     models,
                     i,
                     &model_dates,
-                    &ingest_ids,
-                    &extract_ids,
-                    &model_tasks,
+                    &ids,
                     &tasks,
                     &mut inputs,
                     &mut deps,
@@ -614,7 +625,7 @@ pub async fn plan(
                     }
                     _ => decide(&planner, &id, &model.name, &fp),
                 };
-                model_tasks.entry(i).or_default().push(tasks.len());
+                ids.model.entry(i).or_default().push(tasks.len());
                 tasks.push(Task {
                     id,
                     stage: Stage::Build,
@@ -636,7 +647,17 @@ pub async fn plan(
     let fp = hash(&serde_json::json!(
         tasks.iter().map(|t| &t.fingerprint).collect::<Vec<_>>()
     ));
-    let planned = decide(&planner, &id, darkroom_storage::SNAPSHOTS_TABLE, &fp);
+    // whatever runs tonight makes new table versions, which the night publishes
+    let planned = if tasks
+        .iter()
+        .any(|t| matches!(t.planned, Planned::Run { .. }))
+    {
+        Planned::Run {
+            why: "tasks run: their new versions are published".into(),
+        }
+    } else {
+        decide(&planner, &id, darkroom_storage::SNAPSHOTS_TABLE, &fp)
+    };
     let deps = (0..tasks.len()).collect();
     tasks.push(Task {
         id,
@@ -683,41 +704,69 @@ pub async fn plan(
     })
 }
 
-/// The tasks date `d` of incremental model `i` needs.
-#[allow(clippy::too_many_arguments)]
-fn date_deps(
-    planner: &Planner<'_>,
-    models: &Models,
-    i: usize,
-    d: NaiveDate,
-    ingest_ids: &HashMap<(String, NaiveDate), usize>,
-    extract_ids: &HashMap<String, usize>,
-    date_task: &HashMap<(usize, NaiveDate), usize>,
-    model_tasks: &HashMap<usize, Vec<usize>>,
-) -> Vec<usize> {
-    let mut deps = BTreeSet::new();
+/// Where each planned task is, by what it is for.
+#[derive(Default)]
+struct TaskIds {
+    /// (log source, file date)
+    ingest: HashMap<(String, NaiveDate), usize>,
+    /// database source
+    extract: HashMap<String, usize>,
+    /// (incremental model, date)
+    date: HashMap<(usize, NaiveDate), usize>,
+    /// every task of a model
+    model: HashMap<usize, Vec<usize>>,
+}
+
+/// The log file dates the partition of date `d` reads: `d - 1 ..= d + late_days`.
+fn read_window(d: NaiveDate, late_days: u32) -> impl Iterator<Item = NaiveDate> {
+    let first = d.pred_opt().unwrap_or(d);
+    let last = d
+        .checked_add_days(chrono::Days::new(u64::from(late_days)))
+        .unwrap_or(d);
+    first.iter_days().take_while(move |x| *x <= last)
+}
+
+/// Model `i` and the views it reads, through views, each once.
+fn through_views(models: &Models, i: usize) -> Vec<usize> {
+    let mut out = Vec::new();
     let mut stack = vec![i];
     let mut seen = HashSet::new();
     while let Some(k) = stack.pop() {
         if !seen.insert(k) {
             continue;
         }
+        out.push(k);
+        stack.extend(
+            models.graph.upstream[k]
+                .iter()
+                .filter(|u| models.models[**u].settings.materialized == Materialized::View),
+        );
+    }
+    out
+}
+
+/// The tasks date `d` of incremental model `i` needs.
+fn date_deps(
+    planner: &Planner<'_>,
+    models: &Models,
+    i: usize,
+    d: NaiveDate,
+    ids: &TaskIds,
+) -> Vec<usize> {
+    let mut deps = BTreeSet::new();
+    for k in through_views(models, i) {
         let model = &models.models[k];
         for (table, _) in &model.sources {
             match planner.origin(table) {
                 Origin::Log { source, late_days } => {
-                    let first = d.pred_opt().unwrap_or(d);
-                    let last = d
-                        .checked_add_days(chrono::Days::new(u64::from(*late_days)))
-                        .unwrap_or(d);
-                    for day in first.iter_days().take_while(|x| *x <= last) {
-                        if let Some(&t) = ingest_ids.get(&(source.clone(), day)) {
+                    for day in read_window(d, *late_days) {
+                        if let Some(&t) = ids.ingest.get(&(source.clone(), day)) {
                             deps.insert(t);
                         }
                     }
                 }
                 Origin::Database { source } => {
-                    if let Some(&t) = extract_ids.get(source) {
+                    if let Some(&t) = ids.extract.get(source) {
                         deps.insert(t);
                     }
                 }
@@ -726,14 +775,14 @@ fn date_deps(
         }
         for &u in &models.graph.upstream[k] {
             match models.models[u].settings.materialized {
-                Materialized::View => stack.push(u),
+                Materialized::View => {}
                 Materialized::Incremental => {
-                    if let Some(&t) = date_task.get(&(u, d)) {
+                    if let Some(&t) = ids.date.get(&(u, d)) {
                         deps.insert(t);
                     }
                 }
                 Materialized::Table | Materialized::Snapshot => {
-                    deps.extend(model_tasks.get(&u).into_iter().flatten().copied());
+                    deps.extend(ids.model.get(&u).into_iter().flatten().copied());
                 }
             }
         }
@@ -748,25 +797,18 @@ fn whole_inputs(
     models: &Models,
     i: usize,
     model_dates: &[NaiveDate],
-    ingest_ids: &HashMap<(String, NaiveDate), usize>,
-    extract_ids: &HashMap<String, usize>,
-    model_tasks: &HashMap<usize, Vec<usize>>,
+    ids: &TaskIds,
     tasks: &[Task],
     inputs: &mut Vec<serde_json::Value>,
     deps: &mut BTreeSet<usize>,
 ) {
-    let mut stack = vec![i];
-    let mut seen = HashSet::new();
-    while let Some(k) = stack.pop() {
-        if !seen.insert(k) {
-            continue;
-        }
+    for k in through_views(models, i) {
         let model = &models.models[k];
         for (table, _) in &model.sources {
             match planner.origin(table) {
                 Origin::Log { source, .. } => {
                     let source = source.clone();
-                    for (key, &t) in ingest_ids {
+                    for (key, &t) in &ids.ingest {
                         if key.0 == source {
                             deps.insert(t);
                         }
@@ -780,7 +822,7 @@ fn whole_inputs(
                     inputs.push(serde_json::json!([table, fps]));
                 }
                 Origin::Database { source } => {
-                    if let Some(&t) = extract_ids.get(source) {
+                    if let Some(&t) = ids.extract.get(source) {
                         deps.insert(t);
                     }
                     let fp = planner.extract_fp.get(source).cloned();
@@ -792,17 +834,17 @@ fn whole_inputs(
         for &u in &models.graph.upstream[k] {
             let up = &models.models[u];
             match up.settings.materialized {
-                Materialized::View => stack.push(u),
+                Materialized::View => {}
                 Materialized::Incremental => {
                     let fps: Vec<String> = model_dates
                         .iter()
                         .map(|d| planner.model_fingerprint(u, *d))
                         .collect();
                     inputs.push(serde_json::json!([up.name, fps]));
-                    deps.extend(model_tasks.get(&u).into_iter().flatten().copied());
+                    deps.extend(ids.model.get(&u).into_iter().flatten().copied());
                 }
                 Materialized::Table | Materialized::Snapshot => {
-                    for &t in model_tasks.get(&u).into_iter().flatten() {
+                    for &t in ids.model.get(&u).into_iter().flatten() {
                         deps.insert(t);
                         inputs.push(serde_json::json!([up.name, tasks[t].fingerprint]));
                     }

@@ -302,23 +302,7 @@ impl Store {
 
     /// The current holder of the lock, if any.
     pub fn lock_holder(&self) -> Result<Option<LockHolder>> {
-        self.with(|c| {
-            c.query_row(
-                "SELECT run_id, pid, host, command, started_ms, heartbeat_ms FROM lock WHERE id = 1",
-                [],
-                |r| {
-                    Ok(LockHolder {
-                        run_id: r.get(0)?,
-                        pid: r.get::<_, i64>(1)?.unsigned_abs() as u32,
-                        host: r.get(2)?,
-                        command: r.get(3)?,
-                        started_ms: r.get(4)?,
-                        heartbeat_ms: r.get(5)?,
-                    })
-                },
-            )
-            .optional()
-        })
+        self.with(|c| c.query_row(LOCK_ROW, [], lock_holder).optional())
     }
 
     /// Take the lock for `me` unless a live holder has it: `alive` decides whether the
@@ -331,23 +315,7 @@ impl Store {
     ) -> Result<std::result::Result<Option<LockHolder>, LockHolder>> {
         self.with(|c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let current = tx
-                .query_row(
-                    "SELECT run_id, pid, host, command, started_ms, heartbeat_ms FROM lock \
-                     WHERE id = 1",
-                    [],
-                    |r| {
-                        Ok(LockHolder {
-                            run_id: r.get(0)?,
-                            pid: r.get::<_, i64>(1)?.unsigned_abs() as u32,
-                            host: r.get(2)?,
-                            command: r.get(3)?,
-                            started_ms: r.get(4)?,
-                            heartbeat_ms: r.get(5)?,
-                        })
-                    },
-                )
-                .optional()?;
+            let current = tx.query_row(LOCK_ROW, [], lock_holder).optional()?;
             if let Some(holder) = &current
                 && alive(holder)
             {
@@ -668,6 +636,20 @@ impl Store {
             .optional()
         })
     }
+}
+
+const LOCK_ROW: &str =
+    "SELECT run_id, pid, host, command, started_ms, heartbeat_ms FROM lock WHERE id = 1";
+
+fn lock_holder(r: &rusqlite::Row<'_>) -> rusqlite::Result<LockHolder> {
+    Ok(LockHolder {
+        run_id: r.get(0)?,
+        pid: r.get::<_, i64>(1)?.unsigned_abs() as u32,
+        host: r.get(2)?,
+        command: r.get(3)?,
+        started_ms: r.get(4)?,
+        heartbeat_ms: r.get(5)?,
+    })
 }
 
 fn task_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<TaskRecord> {

@@ -162,6 +162,30 @@ impl Warehouse {
         Ok(out)
     }
 
+    /// A local table's latest version as the file names in its log say, without reading the
+    /// log: `Some(None)` when there is no such table, `None` when it cannot be told this way
+    /// (a remote warehouse).
+    pub fn local_version(&self, name: &str) -> Option<Option<u64>> {
+        let crate::Location::Local(root) = self.location() else {
+            return None;
+        };
+        let Ok(entries) = std::fs::read_dir(root.join(name).join("_delta_log")) else {
+            return Some(None);
+        };
+        let latest = entries
+            .flatten()
+            .filter_map(|e| {
+                let file = e.file_name();
+                let file = file.to_str()?;
+                let (number, rest) = file.split_once('.')?;
+                (rest == "json" || rest.starts_with("checkpoint"))
+                    .then(|| number.parse::<u64>().ok())
+                    .flatten()
+            })
+            .max();
+        Some(latest)
+    }
+
     /// A session with every table of `snapshot` registered at the version it published:
     /// what readers use, so they never see half a night.
     pub async fn pinned_session(

@@ -82,8 +82,11 @@ fn init_tracing(verbose: u8) {
     // delta-rs warns on every write that it keeps no statistics for binary columns (the
     // quarantine's raw bytes): expected, and not the user's concern.
     // A merge warns that delta-rs derived a metric it did not collect: internal bookkeeping.
+    // Vacuum warns that keeping the versions of published snapshots is an experimental API:
+    // it is the one `darkroom maintain` relies on, and tested.
     let default = format!(
-        "{default},deltalake_core::writer::stats=error,deltalake_core::operations::merge=error"
+        "{default},deltalake_core::writer::stats=error,deltalake_core::operations::merge=error,\
+         deltalake_core::operations::vacuum=error"
     );
     let filter = tracing_subscriber::EnvFilter::try_from_env("DARKROOM_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));

@@ -150,6 +150,31 @@ fn a_backfill_builds_the_truth_once_even_when_triggered_twice_and_a_rerun_redoes
     assert_eq!(runs[0]["project_hash"].as_str().unwrap().len(), 64);
     assert!(status["failed"].as_array().unwrap().is_empty());
     assert!(status["running"].is_null());
+
+    // a table deleted behind Darkroom's back: its partitions are no longer done
+    std::fs::remove_dir_all(dir.join("warehouse/fct_web_traffic")).unwrap();
+    let plan = p
+        .run(&[
+            "backfill",
+            "--from",
+            FIRST,
+            "--to",
+            LAST,
+            "--dry-run",
+            "--json",
+        ])
+        .ok()
+        .json();
+    let to_run: BTreeSet<&str> = plan["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["planned"]["run"].is_object())
+        .filter_map(|t| t["id"].as_str())
+        .collect();
+    assert_eq!(to_run.len(), 8, "{to_run:?}");
+    assert!(to_run.contains("build/fct_web_traffic/2026-01-01"));
+    assert!(to_run.contains("publish/2026-01-07"));
 }
 
 #[test]
