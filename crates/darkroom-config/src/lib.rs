@@ -33,6 +33,31 @@ use std::path::{Path, PathBuf};
 /// The name of a project's main file.
 pub const PROJECT_FILE: &str = "darkroom.toml";
 
+/// A value's `Debug` text without the byte spans of where its parts were written in
+/// darkroom.toml: what fingerprints of configuration hash, so that editing another part of
+/// the file (a comment, a new section) does not change them.
+pub fn fingerprint_text<T: std::fmt::Debug>(value: &T) -> String {
+    let text = format!("{value:?}");
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text.as_str();
+    while let Some(at) = rest.find("span: ") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + "span: ".len()..];
+        let digits = |s: &str| s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let a = digits(after);
+        let is_range = a > 0 && after[a..].starts_with("..") && digits(&after[a + 2..]) > 0;
+        if !is_range {
+            out.push_str("span: ");
+            rest = after;
+            continue;
+        }
+        let end = a + 2 + digits(&after[a + 2..]);
+        rest = after[end..].strip_prefix(", ").unwrap_or(&after[end..]);
+    }
+    out.push_str(rest);
+    out
+}
+
 /// A loaded project: where it lives and its validated configuration.
 #[derive(Debug, Clone)]
 pub struct Project {

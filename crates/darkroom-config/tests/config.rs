@@ -261,3 +261,45 @@ tables = []
     }
     assert!(!err.contains("secretpw"), "never echo a URL: {err}");
 }
+
+#[test]
+fn fingerprints_of_configuration_ignore_where_it_was_written() {
+    let base = STARTER_TOML.to_string();
+    let moved = format!("# a comment that moves every line down\n\n{base}");
+    let a = load(&base).expect("starter");
+    let b = load(&moved).expect("moved starter");
+    let text = |p: &Project| darkroom_config::fingerprint_text(&p.sources[0].kind);
+    assert_eq!(text(&a), text(&b));
+    assert!(!text(&a).contains("span: "), "{}", text(&a));
+}
+
+#[test]
+fn fingerprint_text_drops_byte_spans_and_keeps_values() {
+    #[derive(Debug)]
+    #[allow(dead_code)]
+    struct Located {
+        span: std::ops::Range<usize>,
+        value: String,
+        inner: Vec<Located>,
+    }
+    let at = |span: std::ops::Range<usize>| Located {
+        span,
+        value: "span: 3".into(),
+        inner: vec![],
+    };
+    let one = Located {
+        inner: vec![at(40..52)],
+        ..at(3..9)
+    };
+    let two = Located {
+        inner: vec![at(140..152)],
+        ..at(103..109)
+    };
+    assert_ne!(format!("{one:?}"), format!("{two:?}"));
+    let text = darkroom_config::fingerprint_text(&one);
+    assert_eq!(text, darkroom_config::fingerprint_text(&two));
+    assert_eq!(
+        text,
+        r#"Located { value: "span: 3", inner: [Located { value: "span: 3", inner: [] }] }"#
+    );
+}

@@ -303,7 +303,7 @@ impl Planner<'_> {
         let fp = hash(&serde_json::json!({
             "model": model.name,
             "sql": blake3::hash(model.source.text.as_bytes()).to_hex().to_string(),
-            "settings": format!("{:?}", model.settings),
+            "settings": darkroom_config::fingerprint_text(&model.settings),
             "vars": self.inputs.vars,
             "timezone": self.inputs.project.timezone().name(),
             "date": d,
@@ -463,7 +463,7 @@ pub async fn plan(
             let id = format!("extract/{}/{night}", db.name());
             let fp = hash(&serde_json::json!({
                 "extract": db.name(),
-                "tables": format!("{:?}", db.tables),
+                "tables": darkroom_config::fingerprint_text(&db.tables),
                 "night": night,
             }));
             planner.extract_fp.insert(db.name().to_string(), fp.clone());
@@ -604,7 +604,7 @@ pub async fn plan(
                 let mut fp = hash(&serde_json::json!({
                     "model": model.name,
                     "sql": blake3::hash(model.source.text.as_bytes()).to_hex().to_string(),
-                    "settings": format!("{:?}", model.settings),
+                    "settings": darkroom_config::fingerprint_text(&model.settings),
                     "vars": planner.inputs.vars,
                     "timezone": project.timezone().name(),
                     "inputs": inputs,

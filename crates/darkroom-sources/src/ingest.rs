@@ -319,10 +319,10 @@ async fn find_files(
 /// decide how lines are read.
 fn fingerprint_base(source: &SourceConfig, project: &Project) -> String {
     format!(
-        "{}\n{}\n{:?}\n{}",
+        "{}\n{}\n{}\n{}",
         env!("CARGO_PKG_VERSION"),
         source.kind_name(),
-        source.kind,
+        darkroom_config::fingerprint_text(&source.kind),
         project.timezone().name()
     )
 }

@@ -159,7 +159,9 @@ pub enum Command {
     ///
     /// Like `run` for every date from --from to --to, without the database extract (a
     /// database can only be read as it is now: models are rebuilt from the snapshots already
-    /// in the warehouse). The dates of one model run in batches (one query per month).
+    /// in the warehouse). The dates of one model run in batches (one query per month). A
+    /// snapshot model (type-2 history) already taken is not taken again: its history only
+    /// moves forward.
     Backfill(BackfillArgs),
 
     /// Run the pipeline on a schedule: the nightly run on [pipeline] schedule and maintenance

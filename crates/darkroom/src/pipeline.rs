@@ -17,7 +17,15 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::{BackfillArgs, RunArgs};
 use crate::exit;
-use crate::output::print_json;
+use crate::output::{print_json, print_text};
+
+/// `writeln!` into a String (which cannot fail).
+macro_rules! say {
+    ($out:expr, $($arg:tt)*) => {{
+        use std::fmt::Write as _;
+        let _ = writeln!($out, $($arg)*);
+    }};
+}
 use crate::project;
 
 /// The live view: a bar of tasks done, what runs, failures and rows per second.
@@ -288,7 +296,9 @@ fn print_plan(outcome: &RunOutcome, json: bool) -> Result<()> {
             "tasks": plan.tasks,
         }));
     }
-    println!(
+    let mut out = String::new();
+    say!(
+        out,
         "Plan for {} (dry run, planned in {:.2}s): {} task(s) to run, {} already done.",
         request_text(&plan.request),
         outcome.plan_seconds,
@@ -300,18 +310,18 @@ fn print_plan(outcome: &RunOutcome, json: bool) -> Result<()> {
         match &t.planned {
             Planned::Run { why } => {
                 if shown < 60 {
-                    println!("  run   {:<48} {why}", t.id);
+                    say!(out, "  run   {:<48} {why}", t.id);
                 }
                 shown += 1;
             }
-            Planned::Excluded { why } => println!("  leave {:<48} {why}", t.id),
+            Planned::Excluded { why } => say!(out, "  leave {:<48} {why}", t.id),
             Planned::Done => {}
         }
     }
     if shown > 60 {
-        println!("  ... and {} more", shown - 60);
+        say!(out, "  ... and {} more", shown - 60);
     }
-    Ok(())
+    print_text(&out)
 }
 
 pub(crate) fn print_outcome(outcome: &RunOutcome, json: bool) -> Result<()> {
@@ -340,15 +350,18 @@ pub(crate) fn print_outcome(outcome: &RunOutcome, json: bool) -> Result<()> {
             "tasks": summary.tasks,
         }));
     }
+    let mut out = String::new();
     if let Some(old) = &outcome.took_over {
-        println!(
+        say!(
+            out,
             "Took over the lock of a run that stopped (pid {} on {}, last heartbeat {}).",
             old.pid,
             old.host,
             darkroom_pipeline::format_ms(old.heartbeat_ms)
         );
     }
-    println!(
+    say!(
+        out,
         "Run {} — {}: {} in {:.1}s (planned in {:.2}s)",
         outcome.run_id.unwrap_or_default(),
         request_text(&outcome.plan.request),
@@ -356,13 +369,21 @@ pub(crate) fn print_outcome(outcome: &RunOutcome, json: bool) -> Result<()> {
         summary.seconds,
         outcome.plan_seconds
     );
-    println!(
+    say!(
+        out,
         "  {:<8} {:>9} {:>6} {:>7} {:>6} {:>9} {:>12}",
-        "stage", "succeeded", "failed", "skipped", "done", "excluded", "rows"
+        "stage",
+        "succeeded",
+        "failed",
+        "skipped",
+        "done",
+        "excluded",
+        "rows"
     );
     for (stage, (counts, rows)) in summary.by_stage() {
         let c = |s: &str| counts.get(s).copied().unwrap_or(0);
-        println!(
+        say!(
+            out,
             "  {:<8} {:>9} {:>6} {:>7} {:>6} {:>9} {:>12}",
             stage,
             c("succeeded"),
@@ -379,7 +400,8 @@ pub(crate) fn print_outcome(outcome: &RunOutcome, json: bool) -> Result<()> {
         .filter(|t| t.status == "failed")
         .collect();
     for t in &failed {
-        println!(
+        say!(
+            out,
             "  FAILED {} after {} attempt(s): {}",
             t.task,
             t.attempts,
@@ -388,7 +410,10 @@ pub(crate) fn print_outcome(outcome: &RunOutcome, json: bool) -> Result<()> {
     }
     let skipped = summary.count("skipped");
     if skipped > 0 {
-        println!("  {skipped} task(s) skipped because something they need failed");
+        say!(
+            out,
+            "  {skipped} task(s) skipped because something they need failed"
+        );
     }
     let notes: Vec<&TaskResult> = summary
         .tasks
@@ -396,10 +421,16 @@ pub(crate) fn print_outcome(outcome: &RunOutcome, json: bool) -> Result<()> {
         .filter(|t| t.note.is_some() && t.status == "succeeded" && t.stage != "build")
         .collect();
     for t in notes.iter().take(10) {
-        println!("  note: {}: {}", t.task, t.note.as_deref().unwrap_or(""));
+        say!(
+            out,
+            "  note: {}: {}",
+            t.task,
+            t.note.as_deref().unwrap_or("")
+        );
     }
     if notes.len() > 10 {
-        println!(
+        say!(
+            out,
             "  ... and {} more notes (--json has them all)",
             notes.len() - 10
         );
@@ -438,24 +469,28 @@ pub fn status(explicit: Option<&Path>, json: bool) -> Result<u8> {
         return Ok(if missed { exit::INCOMPLETE } else { exit::OK });
     }
     let tz = project.timezone();
+    let mut out = String::new();
     let local = |ms: i64| {
         chrono::DateTime::from_timestamp_millis(ms)
             .map(|t| t.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string())
             .unwrap_or_default()
     };
-    println!(
+    say!(
+        out,
         "Project {} (times in {})",
-        project.project.name, status.timezone
+        project.project.name,
+        status.timezone
     );
     for d in &status.deadlines {
-        println!("  deadline: {}", d.message);
+        say!(out, "  deadline: {}", d.message);
     }
     match &status.published {
-        Some(n) => println!("  published: night {n}"),
-        None => println!("  published: nothing yet"),
+        Some(n) => say!(out, "  published: night {n}"),
+        None => say!(out, "  published: nothing yet"),
     }
     if let Some(r) = &status.running {
-        println!(
+        say!(
+            out,
             "  running now: {} (pid {} on {}, since {}), {}/{} tasks ended{}{}",
             r.holder.command,
             r.holder.pid,
@@ -475,12 +510,16 @@ pub fn status(explicit: Option<&Path>, json: bool) -> Result<u8> {
             }
         );
     }
-    println!("Last runs:");
+    say!(out, "Last runs:");
     if status.runs.is_empty() {
-        println!("  none yet: `darkroom run` runs last night, `darkroom backfill` a range");
+        say!(
+            out,
+            "  none yet: `darkroom run` runs last night, `darkroom backfill` a range"
+        );
     }
     for r in status.runs.iter().take(5) {
-        println!(
+        say!(
+            out,
             "  #{:<4} {:<9} {:<23} {:<11} started {}{}",
             r.id,
             r.kind,
@@ -493,9 +532,10 @@ pub fn status(explicit: Option<&Path>, json: bool) -> Result<u8> {
         );
     }
     if !status.failed.is_empty() {
-        println!("Failed or skipped in the last finished run:");
+        say!(out, "Failed or skipped in the last finished run:");
         for t in status.failed.iter().filter(|t| t.status == "failed") {
-            println!(
+            say!(
+                out,
                 "  FAILED {} ({} attempt(s)): {}",
                 t.task,
                 t.attempts,
@@ -508,12 +548,13 @@ pub fn status(explicit: Option<&Path>, json: bool) -> Result<u8> {
             .filter(|t| t.status == "skipped")
             .count();
         if skipped > 0 {
-            println!("  {skipped} task(s) skipped downstream of a failure");
+            say!(out, "  {skipped} task(s) skipped downstream of a failure");
         }
     }
-    println!("Tables (latest complete partition):");
+    say!(out, "Tables (latest complete partition):");
     for t in &status.tables {
-        println!(
+        say!(
+            out,
             "  {:<32} {:<12} {:>6} completions, version {}, recorded {}",
             t.table,
             t.latest_partition
@@ -524,6 +565,7 @@ pub fn status(explicit: Option<&Path>, json: bool) -> Result<u8> {
             local(t.last_recorded_ms)
         );
     }
+    print_text(&out)?;
     Ok(if missed { exit::INCOMPLETE } else { exit::OK })
 }
 
@@ -549,12 +591,19 @@ pub async fn maintain(explicit: Option<&Path>, json: bool) -> Result<u8> {
     if json {
         print_json(&reports)?;
     } else {
+        let mut out = String::new();
         for r in &reports {
-            println!(
+            say!(
+                out,
                 "{:<32} compacted {} file(s) into {}, vacuumed {} file(s), kept versions {:?}",
-                r.table, r.files_compacted, r.files_added, r.files_vacuumed, r.kept_versions
+                r.table,
+                r.files_compacted,
+                r.files_added,
+                r.files_vacuumed,
+                r.kept_versions
             );
         }
+        print_text(&out)?;
     }
     Ok(exit::OK)
 }
