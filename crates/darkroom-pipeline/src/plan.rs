@@ -412,7 +412,7 @@ pub async fn plan(
     }
     tracing::debug!(
         seconds = started.elapsed().as_secs_f64(),
-        files = listed.len(),
+        source_dates = listed.len(),
         "listed the log files"
     );
 
