@@ -407,7 +407,7 @@ fn ready_batches(plan: &Plan, state: &[State]) -> Vec<Vec<usize>> {
         match &t.kind {
             TaskKind::BuildDate { .. } | TaskKind::BuildModel { .. } if !sources_ended => {}
             TaskKind::BuildDate { model } => {
-                // a model's dates wait for each other, unless one of them already runs
+                // a model's dates wait until each is ready or blocked, then run as one batch
                 let entry = by_model
                     .entry(model.as_str())
                     .or_insert((i, Vec::new(), true));

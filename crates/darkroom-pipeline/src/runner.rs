@@ -266,12 +266,8 @@ impl ProjectRunner {
             .filter(|i| !found.contains_key(i))
             .map(|&i| plan.tasks[i].date)
             .collect();
-        let extra = self
-            .extras
-            .lock()
-            .ok()
-            .and_then(|mut e| e.remove(model))
-            .unwrap_or_default();
+        // kept until the build succeeds: a retry rebuilds them too
+        let extra = self.extras_of(model);
         let mut first_note = None;
         let mut rows = None;
         if !dates.is_empty() || !extra.is_empty() {
@@ -301,6 +297,7 @@ impl ProjectRunner {
             if report.status == "failed" {
                 return fail(TaskError::classify(report.error.unwrap_or_default()));
             }
+            self.built(model, &extra);
             self.spread(&builder, index, &report);
             rows = report.rows;
             let mut notes = Vec::new();
@@ -342,6 +339,24 @@ impl ProjectRunner {
             .collect()
     }
 
+    /// The earlier dates upstream builds rebuilt that `model` must rebuild too.
+    fn extras_of(&self, model: &str) -> BTreeSet<NaiveDate> {
+        self.extras
+            .lock()
+            .ok()
+            .and_then(|e| e.get(model).cloned())
+            .unwrap_or_default()
+    }
+
+    /// `model` rebuilt `dates`: they are no longer owed.
+    fn built(&self, model: &str, dates: &BTreeSet<NaiveDate>) {
+        if let Ok(mut extras) = self.extras.lock()
+            && let Some(owed) = extras.get_mut(model)
+        {
+            owed.retain(|d| !dates.contains(d));
+        }
+    }
+
     /// Hand the earlier dates a build rebuilt to the incremental models downstream.
     fn spread(&self, builder: &Builder, index: usize, report: &darkroom_models::ModelReport) {
         let downstream = builder.downstream_dates(index, report);
@@ -370,12 +385,8 @@ impl ProjectRunner {
             .builder(plan.request.night())
             .await
             .map_err(TaskError::logic)?;
-        let extra = self
-            .extras
-            .lock()
-            .ok()
-            .and_then(|mut e| e.remove(model))
-            .unwrap_or_default();
+        // kept until the build succeeds: a retry rebuilds them too
+        let extra = self.extras_of(model);
         let report = builder
             .build_model(
                 index,
@@ -391,6 +402,7 @@ impl ProjectRunner {
         if report.status == "failed" {
             return Err(TaskError::classify(report.error.unwrap_or_default()));
         }
+        self.built(model, &extra);
         self.spread(&builder, index, &report);
         let note = report
             .snapshot
