@@ -10,7 +10,7 @@
 //! - `publish/<night>`: record the night's table versions as the snapshot readers see.
 //!
 //! **Fingerprints.** An ingest's fingerprint is its files as listed now (host, path, size,
-//! last modified; see `darkroom_sources::listing_fingerprint`). A date partition's is its
+//! last modified; see `darkroom_sources::listing_fingerprints`). A date partition's is its
 //! model's SQL, the project's variables and time zone, and the fingerprints of the
 //! partitions it reads: a log source's file dates `D - 1 ..= D + late_days`, an upstream
 //! incremental model's date `D`, a view's own inputs for `D`. A table or dimension upstream

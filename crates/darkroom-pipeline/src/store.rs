@@ -614,28 +614,6 @@ impl Store {
             rows.collect()
         })
     }
-
-    /// How many attempts each task has had over every run.
-    pub fn attempt_counts(&self) -> Result<HashMap<String, u32>> {
-        self.with(|c| {
-            let mut stmt = c.prepare_cached("SELECT task, count(*) FROM attempts GROUP BY task")?;
-            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?)))?;
-            rows.collect()
-        })
-    }
-
-    /// The last successful publish: (task, ended at).
-    pub fn last_publish(&self) -> Result<Option<(String, i64)>> {
-        self.with(|c| {
-            c.query_row(
-                "SELECT task, ended_ms FROM tasks WHERE stage = 'publish' AND status IN \
-                 ('succeeded', 'done') AND ended_ms IS NOT NULL ORDER BY ended_ms DESC LIMIT 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
-        })
-    }
 }
 
 const LOCK_ROW: &str =

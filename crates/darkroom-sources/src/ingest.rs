@@ -346,22 +346,9 @@ fn listing_of(base: &str, files: &[FoundFile]) -> String {
     hex::encode(h.finalize())
 }
 
-/// The fingerprint an ingest of `source` for `date` would record now (see [`ingest_date`]):
-/// what the orchestrator compares with the recorded one to tell whether the date is done.
-pub async fn listing_fingerprint(
-    ctx: &IngestContext<'_>,
-    source: &SourceConfig,
-    date: NaiveDate,
-) -> Result<String> {
-    let template = PathTemplate::new(
-        source.files.path.get_ref(),
-        source.files.date_format.get_ref(),
-    );
-    let found = find_files(ctx, &template, date).await?;
-    Ok(listing_of(&fingerprint_base(source, ctx.project), &found))
-}
-
-/// [`listing_fingerprint`] for many dates: a local source's folders are walked once.
+/// The fingerprint an ingest of `source` would record now for each of `dates` (see
+/// [`ingest_date`]): what the orchestrator compares with the recorded one to tell whether a
+/// date is done. A local source's folders are walked once for all the dates.
 pub async fn listing_fingerprints(
     ctx: &IngestContext<'_>,
     source: &SourceConfig,
