@@ -1,0 +1,1 @@
+SELECT level, count(*) AS users FROM (SELECT user_id, window_funnel(INTERVAL '30 days', ts, event = 'visit', event = 'signup', event = 'activate', event = 'engage', event = 'subscribe') AS level FROM '{file}' GROUP BY user_id) GROUP BY level ORDER BY level

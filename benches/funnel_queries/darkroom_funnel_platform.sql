@@ -1,0 +1,1 @@
+SELECT platform, level, count(*) AS users FROM (SELECT platform, user_id, window_funnel(INTERVAL '30 days', ts, event = 'visit', event = 'signup', event = 'activate', event = 'engage', event = 'subscribe') AS level FROM '{file}' GROUP BY platform, user_id) GROUP BY platform, level ORDER BY platform, level
