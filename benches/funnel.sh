@@ -14,7 +14,8 @@
 # reading the Parquet file, timing the query alone) and Darkroom (RUNS processes of
 # `darkroom query --format csv`, DARKROOM_THREADS=THREADS, timing the whole process). The SQL
 # of each is in benches/funnel_queries/. Prints every run, the medians, the time ratios and
-# the peak memory (max RSS), and checks that the three engines return identical rows: a
+# the peak memory (max RSS) and CPU time (user + system, all threads: about THREADS x the
+# time if the engine had its cores to itself), and checks that the three engines return identical rows: a
 # difference prints MISMATCH and the script exits 1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -70,11 +71,11 @@ TOML
 WORK=$(mktemp -d /tmp/darkroom-bench-funnel-run-XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 
-measure() { # out-file, command... -> prints "seconds maxrss_kb", fails if the command does
+measure() { # out-file, command... -> prints "seconds maxrss_kb cpu_seconds"; fails if the command does
   local out="$1"; shift
   if [ "$HAVE_TIME" = 1 ]; then
-    /usr/bin/time -f "%e %M" -o "$WORK/time" "$@" > "$out" 2> "$WORK/stderr" || return 1
-    tail -n 1 "$WORK/time"
+    /usr/bin/time -f "%e %M %U %S" -o "$WORK/time" "$@" > "$out" 2> "$WORK/stderr" || return 1
+    tail -n 1 "$WORK/time" | awk '{print $1, $2, $3 + $4}'
   else
     python3 - "$out" "$WORK/stderr" "$@" <<'PY' || return 1
 import os, subprocess, sys, time
@@ -85,7 +86,7 @@ with open(out, "wb") as o, open(err, "wb") as e:
     _, status, usage = os.wait4(p.pid, 0)
 if status:
     sys.exit(1)
-print(f"{time.perf_counter() - t:.3f} {usage.ru_maxrss}")
+print(f"{time.perf_counter() - t:.3f} {usage.ru_maxrss} {usage.ru_utime + usage.ru_stime:.2f}")
 PY
   fi
 }
@@ -103,17 +104,17 @@ for q in funnel funnel_platform dau; do
   echo
   echo "== $q"
   for e in chdb duckdb; do
-    if ! read -r secs rss < <(measure "$WORK/$q-$e.json" python3 benches/funnel_ref.py "$FILE" \
+    if ! read -r secs rss cpu < <(measure "$WORK/$q-$e.json" python3 benches/funnel_ref.py "$FILE" \
         --engine "$e" --query "$q" --threads "$THREADS" --runs "$RUNS"); then
       echo "  $e FAILED:"; tail -n 20 "$WORK/stderr" | sed 's/^/    /'; FAILED=1; continue
     fi
     python3 - "$WORK/$q-$e.json" "$rss" <<'PY'
-import json, sys
+import json, statistics, sys
 r = json.load(open(sys.argv[1]))
 r["peak_rss_mb"] = round(int(sys.argv[2]) / 1024)
 json.dump(r, open(sys.argv[1], "w"))
-print(f"  {r['engine']:9} runs {' '.join(f'{t:.3f}' for t in r['runs'])} s; median {r['median']:.3f} s; "
-      f"peak RSS {r['peak_rss_mb']} MiB (python with {r['engine']} imported: {r['rss_base_mb']} MiB)")
+print(f"  {r['engine']:9} runs {' '.join(f'{t:.3f}' for t in r['runs'])} s; median {r['median']:.3f} s "
+      f"(CPU {statistics.median(r['cpu']):.2f} s); peak RSS {r['peak_rss_mb']} MiB (python with {r['engine']} imported: {r['rss_base_mb']} MiB)")
 PY
   done
   [ "$SKIP_DR" = 1 ] && continue
@@ -121,12 +122,12 @@ PY
   : > "$WORK/$q-darkroom.times"
   ok=1
   for i in $(seq "$RUNS"); do
-    if ! read -r secs rss < <(DARKROOM_THREADS="$THREADS" measure "$WORK/$q-darkroom-$i.csv" \
+    if ! read -r secs rss cpu < <(DARKROOM_THREADS="$THREADS" measure "$WORK/$q-darkroom-$i.csv" \
         "$BIN" -C "$PROJECT" query --format csv "$sql"); then
       echo "  darkroom FAILED (run $i):"; tail -n 20 "$WORK/stderr" | sed 's/^/    /'
       ok=0; FAILED=1; break
     fi
-    echo "$secs $rss" >> "$WORK/$q-darkroom.times"
+    echo "$secs $rss $cpu" >> "$WORK/$q-darkroom.times"
   done
   [ "$ok" = 1 ] || continue
   python3 - "$WORK" "$q" "$RUNS" <<'PY'
@@ -146,7 +147,8 @@ r = {"engine": "darkroom", "query": q, "runs": secs, "median": statistics.median
      "peak_rss_mb": round(max(int(t[1]) for t in times) / 1024), "result": results[0],
      "runs_differ": any(r != results[0] for r in results)}
 json.dump(r, open(f"{work}/{q}-darkroom.json", "w"))
-print(f"  darkroom  runs {' '.join(f'{t:.3f}' for t in secs)} s; median {r['median']:.3f} s; "
+print(f"  darkroom  runs {' '.join(f'{t:.3f}' for t in secs)} s; median {r['median']:.3f} s "
+      f"(CPU {statistics.median(float(t[2]) for t in times):.2f} s); "
       f"peak RSS {r['peak_rss_mb']} MiB (max over runs; whole process)")
 PY
 done

@@ -1,5 +1,6 @@
 //! Definitions: events, dimensions, metrics, funnels and teams, declared once in TOML files
-//! next to the models (`models/**/*.toml`) and validated at load with file, line and column.
+//! next to the models (`models/**/*.toml`, except a model's own `X.toml` beside `X.sql`) and
+//! validated at load with file, line and column.
 //!
 //! ```toml
 //! [[event]]                       # something a person does, at a time
@@ -98,6 +99,20 @@ pub enum MetricKind {
     Average,
     Ratio,
     Derived,
+}
+
+impl MetricKind {
+    /// As written in the files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Count => "count",
+            Self::CountDistinct => "count_distinct",
+            Self::Sum => "sum",
+            Self::Average => "average",
+            Self::Ratio => "ratio",
+            Self::Derived => "derived",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -573,14 +588,15 @@ impl Definitions {
         if reads_table && m.table.is_none() {
             l.err(
                 span.clone(),
-                format!("metric `{name}` ({kind:?}) needs `table`"),
+                format!("metric `{name}` ({}) needs `table`", kind.name()),
             );
         }
         if needs_column && m.column.is_none() {
             l.err(
                 span.clone(),
                 format!(
-                    "metric `{name}` ({kind:?}) needs `column`: what it counts, sums or averages"
+                    "metric `{name}` ({}) needs `column`: what it counts, sums or averages",
+                    kind.name()
                 ),
             );
         }
@@ -588,8 +604,9 @@ impl Definitions {
             l.err(
                 span.clone(),
                 format!(
-                    "metric `{name}` ({kind:?}) is computed from other metrics: table, column \
-                     and filter belong to them"
+                    "metric `{name}` ({}) is computed from other metrics: table, column \
+                     and filter belong to them",
+                    kind.name()
                 ),
             );
         }
@@ -908,7 +925,10 @@ fn collect_toml(dir: &Path, out: &mut Vec<PathBuf>) {
         let path = e.path();
         if path.is_dir() {
             collect_toml(&path, out);
-        } else if path.extension().is_some_and(|x| x == "toml") {
+        } else if path.extension().is_some_and(|x| x == "toml")
+            // `X.toml` beside `X.sql` holds that model's settings
+            && !path.with_extension("sql").is_file()
+        {
             out.push(path);
         }
     }
@@ -1010,7 +1030,7 @@ steps = ["visit", "signup"]
         );
         let all = errors.join("\n");
         assert!(
-            all.contains("defs.toml:2:1: metric `a` (Sum) needs `column`"),
+            all.contains("defs.toml:2:1: metric `a` (sum) needs `column`"),
             "{all}"
         );
         assert!(

@@ -44,6 +44,14 @@ impl Grain {
         }
     }
 
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Day => "day",
+            Self::Week => "week",
+            Self::Month => "month",
+        }
+    }
+
     /// The first day of the period holding `d`.
     pub fn start(self, d: NaiveDate) -> NaiveDate {
         match self {
@@ -170,7 +178,7 @@ pub async fn compute(
         metric: def.name.clone(),
         description: def.description.clone(),
         owner: def.owner.clone(),
-        kind: format!("{:?}", def.kind).to_lowercase(),
+        kind: def.kind.name().to_string(),
         unit: def.unit.clone(),
         grain: q.grain,
         from: q.from,

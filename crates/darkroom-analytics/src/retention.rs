@@ -106,8 +106,8 @@ async fn read_events(
     tz: Tz,
     event: &str,
     by: Option<&str>,
-    lo: i64,
-    hi: i64,
+    lo: Option<i64>,
+    hi: Option<i64>,
 ) -> Result<Vec<(String, NaiveDate, Option<String>)>, AnalyticsError> {
     let def = defs.events.get(event).ok_or_else(|| {
         AnalyticsError::Usage(format!(
@@ -126,9 +126,19 @@ async fn read_events(
         }
         None => String::new(),
     };
-    let ts = |micros: i64| {
-        let t = chrono::DateTime::from_timestamp_micros(micros).unwrap_or_default();
-        format!("'{}'", t.format("%Y-%m-%dT%H:%M:%S%.6fZ"))
+    let bounds = |time: &str| {
+        let ts = |micros: i64| {
+            let t = chrono::DateTime::from_timestamp_micros(micros).unwrap_or_default();
+            format!("'{}'", t.format("%Y-%m-%dT%H:%M:%S%.6fZ"))
+        };
+        let mut b = vec!["TRUE".to_string()];
+        if let Some(lo) = lo {
+            b.push(format!("{time} >= {}", ts(lo)));
+        }
+        if let Some(hi) = hi {
+            b.push(format!("{time} < {}", ts(hi)));
+        }
+        b.join(" AND ")
     };
     let sql = match &def.source {
         EventSource::Table {
@@ -137,19 +147,16 @@ async fn read_events(
             person,
             filter,
         } => format!(
-            "SELECT CAST({person} AS VARCHAR), {time}{prop} FROM {table} WHERE {time} >= {} AND {time} < {}{}",
-            ts(lo),
-            ts(hi),
+            "SELECT CAST({person} AS VARCHAR), {time}{prop} FROM {table} WHERE {}{}",
+            bounds(time),
             filter
                 .as_deref()
                 .map(|f| format!(" AND ({f})"))
                 .unwrap_or_default()
         ),
         EventSource::Sql(sql) => format!(
-            "SELECT CAST(person_id AS VARCHAR), event_ts{prop} FROM ({sql}) AS e \
-             WHERE event_ts >= {} AND event_ts < {}",
-            ts(lo),
-            ts(hi)
+            "SELECT CAST(person_id AS VARCHAR), event_ts{prop} FROM ({sql}) AS e WHERE {}",
+            bounds("event_ts")
         ),
     };
     let batches = reader
@@ -196,13 +203,9 @@ pub async fn compute(
             q.to, q.from
         )));
     }
-    // The data runs to the snapshot's night; without one, to the last return seen.
     let cohort_lo = local_midnight_micros(tz, q.period.start(q.from));
-    let start_lo = if q.first_time {
-        i64::MIN / 2
-    } else {
-        cohort_lo
-    };
+    // first-time cohorts need every earlier start event, to know which one was the first
+    let start_lo = (!q.first_time).then_some(cohort_lo);
     let cohort_hi = local_midnight_micros(tz, q.period.end(q.to) + Days::new(1));
     let starts = read_events(
         reader,
@@ -211,7 +214,7 @@ pub async fn compute(
         &q.start_event,
         q.by.as_deref(),
         start_lo,
-        cohort_hi,
+        Some(cohort_hi),
     )
     .await?;
     let returns = read_events(
@@ -220,8 +223,8 @@ pub async fn compute(
         tz,
         &q.return_event,
         None,
-        cohort_lo,
-        i64::MAX / 2,
+        Some(cohort_lo),
+        None,
     )
     .await?;
     let data_through = reader

@@ -402,8 +402,16 @@ fn refuse_foreign_folder(dir: &Path) -> Result<(), DemoError> {
 }
 
 /// The demo's SQL models: staging, identity resolution and the star schema (see each file's
-/// `config(...)` for its grain and description).
+/// `config(...)` for its grain and description); and its events, metrics, funnels and teams.
 const MODELS: &[(&str, &str)] = &[
+    (
+        "models/analytics/events_and_funnels.toml",
+        include_str!("../models/analytics/events_and_funnels.toml"),
+    ),
+    (
+        "models/analytics/metrics.toml",
+        include_str!("../models/analytics/metrics.toml"),
+    ),
     (
         "models/identity/dim_person.sql",
         include_str!("../models/identity/dim_person.sql"),

@@ -20,7 +20,7 @@ mod write;
 pub use error::{Result, StorageError};
 pub use location::{Location, StorageSettings};
 pub use maintain::{MaintainReport, SNAPSHOTS_TABLE, Snapshot};
-pub use session::{QueryResult, file_table_hint, run_sql};
+pub use session::{QueryResult, file_session, file_table_hint, run_sql, threads_from_env};
 pub use write::{
     Completion, Fingerprint, PartitionWrite, RangeWrite, WriteOutcome, ZSTD_LEVEL,
     days_since_epoch, partition_predicate, writer_properties,

@@ -15,9 +15,26 @@ pub(crate) fn new_context() -> SessionContext {
     let mut config = SessionConfig::new()
         .with_information_schema(true)
         .with_create_default_catalog_and_schema(true);
+    if let Some(n) = threads_from_env() {
+        config = config.with_target_partitions(n);
+    }
     // errors carry the line and column of the SQL they point at
     config.options_mut().sql_parser.collect_spans = true;
     SessionContext::new_with_config(config).enable_url_table()
+}
+
+/// `DARKROOM_THREADS=N` (N >= 1): how many threads queries use; unset, one per core.
+pub fn threads_from_env() -> Option<usize> {
+    std::env::var("DARKROOM_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|n| *n >= 1)
+}
+
+/// A session over no warehouse: files named by their path in `FROM` only (for `darkroom
+/// query` outside a project).
+pub fn file_session() -> SessionContext {
+    new_context()
 }
 
 /// A hint shown when a query names a table that does not exist.

@@ -187,6 +187,34 @@ pub enum Command {
         json: bool,
     },
 
+    /// A metric as the project defines it, by day, week or month, sliced by its dimensions.
+    ///
+    /// Metrics are declared once in models/**/*.toml ([[metric]]: kind, table, filter,
+    /// dimensions, owner); every number comes from that definition. Reads the latest
+    /// published snapshot and says which date its data runs to. Without NAME: the metrics,
+    /// by owner team.
+    #[command(after_help = METRIC_AFTER_HELP)]
+    Metric(MetricArgs),
+
+    /// A funnel: persons per step, conversion, drop-off and time to convert.
+    ///
+    /// A declared funnel ([[funnel]] in models/**/*.toml) by NAME, or an ad hoc one with
+    /// --steps over declared events. Persons (the resolved identity) enter with a first-step
+    /// event dated --from..--to and reach each next step, in order, within --window of
+    /// entering (ClickHouse windowFunnel semantics). Without NAME or --steps: the funnels and
+    /// events.
+    #[command(after_help = FUNNEL_AFTER_HELP)]
+    Funnel(FunnelArgs),
+
+    /// Retention: of the persons who did --start in a period, how many did --return N
+    /// periods later.
+    ///
+    /// Cohorts by the first-time start event (default) or every period it recurs in
+    /// (--recurring); returns on period N (default) or on-or-after (--on-or-after). Periods
+    /// that have not fully elapsed are left empty, not counted.
+    #[command(after_help = RETENTION_AFTER_HELP)]
+    Retention(RetentionArgs),
+
     /// Compact small files and vacuum old ones in every table, keeping every file the newest
     /// [pipeline] keep_snapshots published snapshots need.
     Maintain {
@@ -397,4 +425,125 @@ pub struct BackfillArgs {
 
 fn parse_reprocess(s: &str) -> Result<darkroom_pipeline::Reprocess, String> {
     s.parse()
+}
+
+const METRIC_AFTER_HELP: &str = "\
+Examples:
+  darkroom metric                                   the metrics, by owner team
+  darkroom metric signups --from 2026-01-01 --to 2026-03-31 --grain week --by platform
+  darkroom metric dau --from 2026-03-01 --to 2026-03-31 --csv
+  darkroom metric stickiness --grain month --json
+
+Without --from/--to: the 30 days up to the last published night.";
+
+const FUNNEL_AFTER_HELP: &str = "\
+Examples:
+  darkroom funnel                                   the funnels and events
+  darkroom funnel activation --from 2026-01-01 --to 2026-03-17
+  darkroom funnel creator --by platform --attribution signup
+  darkroom funnel --steps visit,signup,purchase --window 7d --mode strict_order
+  darkroom funnel buyer --exclude cancel:signup:purchase --json
+
+Modes (ClickHouse windowFunnel): default; strict_order (nothing else between steps);
+strict_deduplication (a repeated step ends the chain); strict_increase (strictly later
+timestamps) — combinable, comma-separated; or any_order. Events at the same instant are
+ordered by step number.";
+
+const RETENTION_AFTER_HELP: &str = "\
+Examples:
+  darkroom retention --start signup --return daily_active --period week --periods 8
+  darkroom retention --start visit --return visit --recurring --on-or-after --by platform";
+
+#[derive(Debug, Args)]
+pub struct MetricArgs {
+    /// The metric's name; omit to list the metrics.
+    pub name: Option<String>,
+    /// First date (inclusive, project time zone). Default: 29 days before --to.
+    #[arg(long)]
+    pub from: Option<NaiveDate>,
+    /// Last date (inclusive). Default: the last published night.
+    #[arg(long)]
+    pub to: Option<NaiveDate>,
+    /// Period length: day, week (from Monday) or month.
+    #[arg(long, default_value = "day")]
+    pub grain: String,
+    /// Slice by a dimension the metric declares (repeatable).
+    #[arg(long = "by", value_name = "DIM")]
+    pub by: Vec<String>,
+    /// Print as JSON.
+    #[arg(long, conflicts_with = "csv")]
+    pub json: bool,
+    /// Print as CSV.
+    #[arg(long)]
+    pub csv: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct FunnelArgs {
+    /// A declared funnel's name; omit with --steps for an ad hoc funnel, or to list them.
+    #[arg(conflicts_with = "steps")]
+    pub name: Option<String>,
+    /// Ad hoc steps: declared event names, comma-separated (event[where SQL] filters a step:
+    /// "visit,signup[platform = 'ios'],purchase").
+    #[arg(long, value_name = "EVENTS")]
+    pub steps: Option<String>,
+    /// First entry date (inclusive, project time zone). Default: --to minus 29 days.
+    #[arg(long)]
+    pub from: Option<NaiveDate>,
+    /// Last entry date (inclusive). Default: the last published night minus the window.
+    #[arg(long)]
+    pub to: Option<NaiveDate>,
+    /// Conversion window from the first step: 30m, 12h, 14d, 2w. Default: the funnel's, or 14d.
+    #[arg(long)]
+    pub window: Option<String>,
+    /// Search mode(s), comma-separated (see below). Default: the funnel's, or default.
+    #[arg(long)]
+    pub mode: Option<String>,
+    /// Break down by an event property (e.g. platform).
+    #[arg(long, value_name = "PROPERTY")]
+    pub by: Option<String>,
+    /// The step whose property value a person is counted under (default: the first step).
+    #[arg(long, value_name = "STEP")]
+    pub attribution: Option<String>,
+    /// An exclusion: EVENT:STEP_A:STEP_B — a person who does EVENT after STEP_A and before
+    /// STEP_B leaves the funnel there (repeatable).
+    #[arg(long = "exclude", value_name = "EVENT:A:B")]
+    pub exclude: Vec<String>,
+    /// Print as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RetentionArgs {
+    /// The event that puts a person in a cohort.
+    #[arg(long)]
+    pub start: String,
+    /// The event that counts as coming back.
+    #[arg(long = "return", value_name = "EVENT")]
+    pub return_event: String,
+    /// First cohort date (inclusive). Default: --to minus 8 periods.
+    #[arg(long)]
+    pub from: Option<NaiveDate>,
+    /// Last cohort date (inclusive). Default: the last published night.
+    #[arg(long)]
+    pub to: Option<NaiveDate>,
+    /// day, week or month.
+    #[arg(long, default_value = "week")]
+    pub period: String,
+    /// Periods after the cohort's to report.
+    #[arg(long, default_value_t = 8)]
+    pub periods: u32,
+    /// Cohorts by every period the start event happens in (default: by the first time).
+    #[arg(long)]
+    pub recurring: bool,
+    /// Count a return in period N or any later one (unbounded), not only in period N.
+    #[arg(long)]
+    pub on_or_after: bool,
+    /// Break down by a property of the start event.
+    #[arg(long, value_name = "PROPERTY")]
+    pub by: Option<String>,
+    /// Print as JSON.
+    #[arg(long)]
+    pub json: bool,
 }

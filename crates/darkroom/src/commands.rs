@@ -33,6 +33,9 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Schedule { runs, json } => crate::pipeline::schedule(explicit, runs, json).await,
         Command::Status { json } => crate::pipeline::status(explicit, json),
         Command::Maintain { json } => crate::pipeline::maintain(explicit, json).await,
+        Command::Metric(args) => crate::analytics::metric(explicit, args).await,
+        Command::Funnel(args) => crate::analytics::funnel(explicit, args).await,
+        Command::Retention(args) => crate::analytics::retention(explicit, args).await,
     }
 }
 
@@ -686,13 +689,23 @@ fn print_report(r: &IngestReport) {
 }
 
 async fn query(explicit: Option<&std::path::Path>, sql: &str, format: Format) -> Result<u8> {
-    let project = project::load(explicit)?;
-    let warehouse = project::warehouse(&project)?;
-    // the models' views and functions are there too; a model with a problem is left out
-    // (`darkroom build` reports it)
-    let mut ignored = darkroom_config::Diagnostics::default();
-    let models = darkroom_models::Models::load(&project, &mut ignored);
-    let ctx = darkroom_models::build::prepare_session(&project, &models, &warehouse).await?;
+    // Outside any project, files can still be queried by their path (as with DuckDB).
+    let outside = explicit.is_none()
+        && std::env::current_dir()
+            .map(|cwd| darkroom_config::Project::discover(&cwd).is_none())
+            .unwrap_or(false);
+    let ctx = if outside {
+        darkroom_storage::file_session()
+    } else {
+        let project = project::load(explicit)?;
+        let warehouse = project::warehouse(&project)?;
+        // the models' views and functions are there too; a model with a problem is left out
+        // (`darkroom build` reports it)
+        let mut ignored = darkroom_config::Diagnostics::default();
+        let models = darkroom_models::Models::load(&project, &mut ignored);
+        darkroom_models::build::prepare_session(&project, &models, &warehouse).await?
+    };
+    darkroom_analytics::register(&ctx);
     let result = darkroom_storage::run_sql(&ctx, sql).await.map_err(|e| {
         let text = e.to_string();
         if text.contains("not found") && text.contains("table") {

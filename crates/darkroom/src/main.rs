@@ -1,6 +1,7 @@
 //! `darkroom`: the one binary. Command-line parsing and wiring only; the work happens in the
 //! library crates.
 
+mod analytics;
 mod cli;
 mod commands;
 mod demo_db;
@@ -42,11 +43,13 @@ fn main() -> ExitCode {
 
     let cli = cli::Cli::parse();
     init_tracing(cli.verbose);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("darkroom")
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all().thread_name("darkroom");
+    // DARKROOM_THREADS=N: how many threads queries use (default: one per core)
+    if let Some(n) = darkroom_storage::threads_from_env() {
+        builder.worker_threads(n);
+    }
+    let runtime = match builder.build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("darkroom: cannot start the async runtime: {e}");
