@@ -269,9 +269,10 @@ pub fn scan<C: Chain>(
                 reached = 1;
                 best = Some(c);
             }
-        } else if mode.strict_deduplication && reached > k {
-            break;
-        } else if mode.strict_order && started && reached < k {
+        } else if (mode.strict_deduplication && reached > k)
+            || (mode.strict_order && started && reached < k)
+        {
+            // a repeated step, or a step out of order: the search ends here
             break;
         } else if let Some(prev) = chains[k - 1]
             && ev.ts <= prev.first_ts().saturating_add(window)
@@ -469,41 +470,35 @@ mod tests {
     /// The definition, by enumeration: the deepest chain of events (in the sorted order) with
     /// steps 1, 2, ..., k, the last no later than the window after the first.
     fn brute_chain_level(events: &[(i64, u8)], steps: usize, window: i64, increase: bool) -> u8 {
-        fn extend(
-            events: &[(i64, u8)],
-            from: usize,
-            step: u8,
-            start: i64,
-            prev: i64,
-            steps: usize,
-            window: i64,
-            increase: bool,
-        ) -> u8 {
-            let mut best = step - 1;
-            if usize::from(step) > steps {
-                return best;
-            }
-            for i in from..events.len() {
-                let (ts, s) = events[i];
-                if s == step && ts <= start + window && (!increase || ts > prev) {
-                    best = best.max(extend(
-                        events,
-                        i + 1,
-                        step + 1,
-                        start,
-                        ts,
-                        steps,
-                        window,
-                        increase,
-                    ));
+        // the deepest step a chain at (step - 1, started at `start`, last at `prev`) reaches
+        // with the events from `from` on
+        let extend = |from: usize, step: u8, start: i64, prev: i64| {
+            fn go(
+                ev: &[(i64, u8)],
+                cfg: (usize, i64, bool),
+                from: usize,
+                step: u8,
+                chain: (i64, i64),
+            ) -> u8 {
+                let (steps, window, increase) = cfg;
+                let (start, prev) = chain;
+                let mut best = step - 1;
+                if usize::from(step) > steps {
+                    return best;
                 }
+                for (i, &(ts, s)) in ev.iter().enumerate().skip(from) {
+                    if s == step && ts <= start + window && (!increase || ts > prev) {
+                        best = best.max(go(ev, cfg, i + 1, step + 1, (start, ts)));
+                    }
+                }
+                best
             }
-            best
-        }
+            go(events, (steps, window, increase), from, step, (start, prev))
+        };
         let mut best = 0;
         for (i, &(ts, s)) in events.iter().enumerate() {
             if s == 1 {
-                best = best.max(extend(events, i + 1, 2, ts, ts, steps, window, increase));
+                best = best.max(extend(i + 1, 2, ts, ts));
             }
         }
         best

@@ -40,9 +40,27 @@ pub enum AnalyticsError {
         sql: String,
     },
     #[error(transparent)]
-    Storage(#[from] darkroom_storage::StorageError),
+    Storage(Box<darkroom_storage::StorageError>),
     #[error("reading query results: {0}")]
-    Arrow(#[from] datafusion::arrow::error::ArrowError),
+    Arrow(Box<datafusion::arrow::error::ArrowError>),
     #[error(transparent)]
-    DataFusion(#[from] datafusion::error::DataFusionError),
+    DataFusion(Box<datafusion::error::DataFusionError>),
+}
+
+impl From<darkroom_storage::StorageError> for AnalyticsError {
+    fn from(e: darkroom_storage::StorageError) -> Self {
+        Self::Storage(Box::new(e))
+    }
+}
+
+impl From<datafusion::arrow::error::ArrowError> for AnalyticsError {
+    fn from(e: datafusion::arrow::error::ArrowError) -> Self {
+        Self::Arrow(Box::new(e))
+    }
+}
+
+impl From<datafusion::error::DataFusionError> for AnalyticsError {
+    fn from(e: datafusion::error::DataFusionError) -> Self {
+        Self::DataFusion(Box::new(e))
+    }
 }

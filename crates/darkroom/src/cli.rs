@@ -65,8 +65,9 @@ pub enum Command {
     /// Check darkroom.toml and report every problem at once, with file, line and column.
     ///
     /// Checks the file's syntax, unknown keys, ${VAR} secrets that are not set, time zones,
-    /// path templates, nginx log formats and JSON timestamp formats. Nothing is connected to
-    /// or written.
+    /// path templates, nginx log formats and JSON timestamp formats; the SQL models; and the
+    /// events, metrics, funnels and teams in models/**/*.toml. Nothing is connected to or
+    /// written.
     Validate {
         /// Print the problems (or none) as JSON.
         #[arg(long)]

@@ -64,6 +64,12 @@ fn validate(explicit: Option<&std::path::Path>, json: bool) -> Result<u8> {
         // models: names, templates, settings, sources, refs and cycles (their columns are
         // checked against the warehouse by `darkroom build`)
         darkroom_models::Models::load(project, &mut problems);
+        // events, dimensions, metrics, funnels and teams (models/**/*.toml)
+        if let Err(d) = darkroom_analytics::Definitions::load(&project.root) {
+            for x in d.iter() {
+                problems.push(x.clone());
+            }
+        }
     }
     problems.sort();
     if json {

@@ -596,6 +596,8 @@ fn the_star_schema_matches_the_ground_truth_day_by_day() {
     let p = TestProject::open(&dir);
     let checked = star_schema_matches_truth(&dir, &p);
     assert!(checked > 10_000, "the demo is big enough to mean something");
+    // the funnels, metrics and retention the demo declares, read from the published snapshot
+    crate::analytics::analytics_match_truth(&dir, &p);
     // the identity rules were exercised: anonymous views re-attributed to a later sign-in
     assert!(
         p.count("SELECT count(*) FROM int_touches_resolved WHERE identified_by = 'lookback'") > 0

@@ -4,6 +4,7 @@
 // test code: a panic is a failed test
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod analytics;
 mod crash;
 mod demo;
 mod extract;
