@@ -269,6 +269,18 @@ async fn base(
         _ => format!("avg(f.{column})"),
     };
     let time = &def.time;
+    // dates are the project's: a timestamp would be cut at UTC midnight
+    if let Ok(df) = reader.ctx.table(table).await
+        && let Ok(field) = df.schema().field_with_unqualified_name(time)
+        && !matches!(field.data_type(), DataType::Date32 | DataType::Date64)
+    {
+        return Err(AnalyticsError::Usage(format!(
+            "metric `{}`: its time column `{time}` of `{table}` is {}, not a date; metrics are \
+             dated by a DATE column in the project time zone (time = \"event_date\")",
+            def.name,
+            field.data_type()
+        )));
+    }
     let rolling = def.rolling_days.unwrap_or(1).max(1);
     let first = q.from - Days::new(u64::from(rolling - 1));
     let filter = def

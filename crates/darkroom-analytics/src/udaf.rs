@@ -22,7 +22,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Int64Array, ListArray, UInt8Array,
 };
-use datafusion::arrow::buffer::{OffsetBuffer, ScalarBuffer};
+use datafusion::arrow::buffer::{BooleanBuffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, TimeUnit};
 use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
@@ -239,27 +239,45 @@ impl Setup {
                 })
             })
             .collect::<Result<_>>()?;
-        let keep =
-            |row: usize| ts.is_valid(row) && filter.is_none_or(|f| f.is_valid(row) && f.value(row));
-        let strict_order = self.mode.strict_order;
+        // The rows that count: a time, and the aggregate's FILTER (if any) true.
+        let mut keep: Option<BooleanBuffer> = ts.nulls().map(|n| n.inner().clone());
+        if let Some(f) = filter {
+            let pass = match f.nulls() {
+                Some(n) => f.values() & n.inner(),
+                None => f.values().clone(),
+            };
+            keep = Some(match keep {
+                Some(k) => &k & &pass,
+                None => pass,
+            });
+        }
         let times = ts.values();
-        for row in 0..ts.len() {
-            if !keep(row) {
-                continue;
+        // Condition by condition, only the rows that match: most rows match one step or none.
+        for (j, c) in conds.iter().enumerate() {
+            let hits = match &keep {
+                Some(k) => c.values() & k,
+                None => c.values().clone(),
+            };
+            for row in hits.set_indices() {
+                let t = times[row];
+                let Some(p) = funnel::pack(t, (j + 1) as u8) else {
+                    return out_of_range(t);
+                };
+                push(row, p);
             }
-            let t = times[row];
-            let mut any = false;
-            // steps in reverse, like ClickHouse (the sort puts them back in order)
-            for (j, c) in conds.iter().enumerate().rev() {
-                if c.value(row) {
-                    let Some(p) = funnel::pack(t, (j + 1) as u8) else {
-                        return out_of_range(t);
-                    };
-                    push(row, p);
-                    any = true;
-                }
+        }
+        if self.mode.strict_order {
+            // rows matching no step stop a chain: kept as step 0
+            let mut any = BooleanBuffer::new_unset(ts.len());
+            for c in &conds {
+                any = &any | c.values();
             }
-            if strict_order && !any {
+            let none = match &keep {
+                Some(k) => &!&any & k,
+                None => !&any,
+            };
+            for row in none.set_indices() {
+                let t = times[row];
                 let Some(p) = funnel::pack(t, 0) else {
                     return out_of_range(t);
                 };
@@ -344,6 +362,7 @@ impl AggregateUDFImpl for WindowFunnel {
         Ok(Box::new(OneFunnel {
             setup: Setup::from_args(&args)?,
             events: Vec::new(),
+            done: false,
         }))
     }
 
@@ -358,6 +377,8 @@ impl AggregateUDFImpl for WindowFunnel {
         Ok(Box::new(FunnelGroups {
             setup: Setup::from_args(&args)?,
             events: Vec::new(),
+            done: Vec::new(),
+            held: 0,
         }))
     }
 
@@ -366,28 +387,57 @@ impl AggregateUDFImpl for WindowFunnel {
     }
 }
 
-/// Lists of events as one `List<Int64>` array.
-fn to_list(lists: &[Vec<i64>]) -> ArrayRef {
-    let total: usize = lists.iter().map(Vec::len).sum();
+/// Lists of events as one `List<Int64>` array; a group known to have reached the last step
+/// (`done`) is a NULL list.
+fn to_list<L: AsRef<[i64]>>(lists: &[L], done: Option<&[bool]>) -> ArrayRef {
+    let total: usize = lists.iter().map(|l| l.as_ref().len()).sum();
     let mut values = Vec::with_capacity(total);
     let mut offsets = Vec::with_capacity(lists.len() + 1);
     offsets.push(0i32);
     for l in lists {
-        values.extend_from_slice(l);
+        values.extend_from_slice(l.as_ref());
         offsets.push(values.len() as i32);
     }
+    let nulls = done.map(|d| NullBuffer::from(d.iter().map(|done| !done).collect::<Vec<_>>()));
     Arc::new(ListArray::new(
         Arc::new(Field::new_list_field(DataType::Int64, false)),
         OffsetBuffer::new(ScalarBuffer::from(offsets)),
         Arc::new(Int64Array::from(values)),
-        None,
+        nulls,
     ))
 }
+
+/// In the modes where more events can only raise the level, a group's events are checked
+/// when their number reaches each power of two from this on; a group at the last step is
+/// done and keeps no events.
+const CHECK_FROM: usize = 64;
+
+/// One group's packed events: up to three inline, without an allocation (most persons hold
+/// a few step events; millions of small allocations would cost more than the search).
+type GroupEvents = smallvec::SmallVec<[i64; 3]>;
 
 /// Every group's events.
 struct FunnelGroups {
     setup: Setup,
-    events: Vec<Vec<i64>>,
+    events: Vec<GroupEvents>,
+    /// Groups known to be at the last step (their events are dropped).
+    done: Vec<bool>,
+    /// Events held over all groups (what `size` reports: it is asked once per batch, so it
+    /// must not walk the groups).
+    held: usize,
+}
+
+impl FunnelGroups {
+    fn recount(&mut self) {
+        self.held = self.events.iter().map(|e| e.len()).sum();
+    }
+
+    fn grow(&mut self, total_num_groups: usize) {
+        if self.events.len() < total_num_groups {
+            self.events.resize_with(total_num_groups, GroupEvents::new);
+            self.done.resize(total_num_groups, false);
+        }
+    }
 }
 
 impl GroupsAccumulator for FunnelGroups {
@@ -398,24 +448,52 @@ impl GroupsAccumulator for FunnelGroups {
         opt_filter: Option<&BooleanArray>,
         total_num_groups: usize,
     ) -> Result<()> {
-        if self.events.len() < total_num_groups {
-            self.events.resize_with(total_num_groups, Vec::new);
-        }
-        let events = &mut self.events;
-        self.setup.add_rows(values, opt_filter, |row, p| {
-            events[group_indices[row]].push(p)
+        self.grow(total_num_groups);
+        let Self {
+            setup,
+            events,
+            done,
+            held,
+        } = self;
+        let check = setup.mode.is_monotone();
+        setup.add_rows(values, opt_filter, |row, p| {
+            let g = group_indices[row];
+            if done[g] {
+                return;
+            }
+            let e = &mut events[g];
+            e.push(p);
+            *held += 1;
+            if check
+                && e.len() >= CHECK_FROM
+                && e.len().is_power_of_two()
+                && usize::from(setup.level(e)) == setup.steps
+            {
+                done[g] = true;
+                *held -= e.len();
+                *e = GroupEvents::new();
+            }
         })
     }
 
     fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
         let mut groups = emit_to.take_needed(&mut self.events);
-        let levels: Vec<u8> = groups.iter_mut().map(|e| self.setup.level(e)).collect();
+        let done = emit_to.take_needed(&mut self.done);
+        self.recount();
+        let steps = self.setup.steps as u8;
+        let levels: Vec<u8> = groups
+            .iter_mut()
+            .zip(done)
+            .map(|(e, done)| if done { steps } else { self.setup.level(e) })
+            .collect();
         Ok(Arc::new(UInt8Array::from(levels)))
     }
 
     fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
         let groups = emit_to.take_needed(&mut self.events);
-        Ok(vec![to_list(&groups)])
+        let done = emit_to.take_needed(&mut self.done);
+        self.recount();
+        Ok(vec![to_list(&groups, Some(&done))])
     }
 
     fn merge_batch(
@@ -424,9 +502,7 @@ impl GroupsAccumulator for FunnelGroups {
         group_indices: &[usize],
         total_num_groups: usize,
     ) -> Result<()> {
-        if self.events.len() < total_num_groups {
-            self.events.resize_with(total_num_groups, Vec::new);
-        }
+        self.grow(total_num_groups);
         let lists = values[0].as_list::<i32>();
         let flat = lists
             .values()
@@ -435,10 +511,14 @@ impl GroupsAccumulator for FunnelGroups {
         let offsets = lists.value_offsets();
         for (row, &g) in group_indices.iter().enumerate() {
             if lists.is_null(row) {
-                continue;
+                self.done[g] = true;
+                self.held -= self.events[g].len();
+                self.events[g] = GroupEvents::new();
+            } else if !self.done[g] {
+                let (a, b) = (offsets[row] as usize, offsets[row + 1] as usize);
+                self.events[g].extend_from_slice(&flat[a..b]);
+                self.held += b - a;
             }
-            let (a, b) = (offsets[row] as usize, offsets[row + 1] as usize);
-            self.events[g].extend_from_slice(&flat[a..b]);
         }
         Ok(())
     }
@@ -453,12 +533,12 @@ impl GroupsAccumulator for FunnelGroups {
         let mut lists: Vec<Vec<i64>> = vec![Vec::new(); rows];
         self.setup
             .add_rows(values, opt_filter, |row, p| lists[row].push(p))?;
-        Ok(vec![to_list(&lists)])
+        Ok(vec![to_list(&lists, None)])
     }
 
     fn size(&self) -> usize {
-        self.events.capacity() * std::mem::size_of::<Vec<i64>>()
-            + self.events.iter().map(|e| e.capacity() * 8).sum::<usize>()
+        // vectors grow by doubling: a quarter more than their lengths on average
+        self.events.capacity() * (std::mem::size_of::<GroupEvents>() + 1) + self.held * 10
     }
 }
 
@@ -467,6 +547,8 @@ impl GroupsAccumulator for FunnelGroups {
 struct OneFunnel {
     setup: Setup,
     events: Vec<i64>,
+    /// Merged from a state that had reached the last step.
+    done: bool,
 }
 
 impl Accumulator for OneFunnel {
@@ -476,6 +558,9 @@ impl Accumulator for OneFunnel {
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
+        if self.done {
+            return Ok(ScalarValue::UInt8(Some(self.setup.steps as u8)));
+        }
         let mut events = self.events.clone();
         Ok(ScalarValue::UInt8(Some(self.setup.level(&mut events))))
     }
@@ -485,7 +570,7 @@ impl Accumulator for OneFunnel {
     }
 
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        let list = to_list(std::slice::from_ref(&self.events));
+        let list = to_list(std::slice::from_ref(&self.events), Some(&[self.done]));
         Ok(vec![ScalarValue::List(Arc::new(
             list.as_list::<i32>().clone(),
         ))])
@@ -494,7 +579,9 @@ impl Accumulator for OneFunnel {
     fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
         let lists = states[0].as_list::<i32>();
         for row in 0..lists.len() {
-            if lists.is_valid(row) {
+            if lists.is_null(row) {
+                self.done = true;
+            } else {
                 let v = lists.value(row);
                 self.events.extend_from_slice(
                     v.as_primitive::<datafusion::arrow::datatypes::Int64Type>()

@@ -96,6 +96,12 @@ kind = "derived"
 expression = "events / persons"
 
 [[metric]]
+name = "by_timestamp"
+kind = "count"
+table = "ev"
+time = "event_ts"
+
+[[metric]]
 name = "persons_3d"
 kind = "count_distinct"
 table = "facts"

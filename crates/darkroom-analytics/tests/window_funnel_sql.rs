@@ -115,3 +115,49 @@ async fn one_group_without_group_by() {
         .unwrap();
     assert_eq!(b[0].column(0).as_primitive::<UInt8Type>().value(0), 2);
 }
+
+#[tokio::test]
+async fn persons_with_many_events_get_the_same_levels() {
+    // two partitions, so partial states are merged; u1 converts early and then has hundreds
+    // more events (its events are dropped once it is known to be at the last step), u2 never
+    // reaches step 3, u3 reaches it only at its last event
+    let config = datafusion::prelude::SessionConfig::new().with_target_partitions(2);
+    let ctx = SessionContext::new_with_config(config);
+    darkroom_analytics::register(&ctx);
+    ctx.sql(
+        "CREATE TABLE m AS \
+         SELECT 1 AS user_id, v AS ts, v % 3 AS step FROM unnest(range(0, 500)) AS t(v) \
+         UNION ALL SELECT 2, v, v % 2 FROM unnest(range(0, 500)) AS t(v) \
+         UNION ALL SELECT 3, v, CASE WHEN v = 499 THEN 2 ELSE v % 2 END FROM unnest(range(0, 500)) AS t(v)",
+    )
+    .await
+    .unwrap()
+    .collect()
+    .await
+    .unwrap();
+    for (mode, want) in [
+        ("", vec![(1, 3), (2, 2), (3, 3)]),
+        ("'strict_increase', ", vec![(1, 3), (2, 2), (3, 3)]),
+        ("'strict_deduplication', ", vec![(1, 3), (2, 2), (3, 2)]),
+    ] {
+        let sql = format!(
+            "SELECT user_id, window_funnel({mode}10, ts, step = 0, step = 1, step = 2) AS level \
+             FROM (SELECT * FROM m ORDER BY random()) GROUP BY user_id ORDER BY user_id"
+        );
+        let batches: Vec<RecordBatch> = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+        let mut got = Vec::new();
+        for b in &batches {
+            let users = datafusion::arrow::compute::cast(
+                b.column(0),
+                &datafusion::arrow::datatypes::DataType::Int64,
+            )
+            .unwrap();
+            let users = users.as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+            let lv = b.column(1).as_primitive::<UInt8Type>();
+            for i in 0..b.num_rows() {
+                got.push((users.value(i), lv.value(i)));
+            }
+        }
+        assert_eq!(got, want, "mode {mode}");
+    }
+}
