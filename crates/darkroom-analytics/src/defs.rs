@@ -260,11 +260,15 @@ struct RawMetric {
 #[serde(untagged)]
 enum RawStep {
     Event(String),
-    Full {
-        event: String,
-        name: Option<String>,
-        filter: Option<String>,
-    },
+    Full(RawStepFull),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStepFull {
+    event: String,
+    name: Option<String>,
+    filter: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -322,49 +326,74 @@ pub fn parse_window(text: &str) -> Option<i64> {
 
 /// The identifiers an expression names (metric names in a derived metric).
 fn identifiers(expr: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut word = String::new();
+    // words outside string literals, each with the first non-space character after it
+    let chars: Vec<char> = expr.chars().collect();
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
     let mut in_string = false;
-    for c in expr.chars().chain(std::iter::once(' ')) {
+    while i < chars.len() {
+        let c = chars[i];
         if c == '\'' {
             in_string = !in_string;
-            word.clear();
+            i += 1;
             continue;
         }
-        if in_string {
+        if in_string || !(c.is_ascii_alphabetic() || c == '_') {
+            i += 1;
             continue;
         }
-        if c.is_ascii_alphanumeric() || c == '_' {
-            word.push(c);
-        } else {
-            if !word.is_empty() && !word.starts_with(|c: char| c.is_ascii_digit()) {
-                let lower = word.to_ascii_lowercase();
-                let keyword = matches!(
-                    lower.as_str(),
-                    "and"
-                        | "or"
-                        | "not"
-                        | "null"
-                        | "case"
-                        | "when"
-                        | "then"
-                        | "else"
-                        | "end"
-                        | "coalesce"
-                        | "nullif"
-                        | "greatest"
-                        | "least"
-                        | "abs"
-                        | "round"
-                );
-                if !keyword && !out.contains(&word) {
-                    out.push(word.clone());
-                }
+        // a number's digits and letters (1e5) are not a word
+        if i > 0 && (chars[i - 1].is_ascii_digit() || chars[i - 1] == '.') {
+            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_') {
+                i += 1;
             }
-            word.clear();
+            continue;
+        }
+        let start = i;
+        while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_') {
+            i += 1;
+        }
+        let word: String = chars[start..i].iter().collect();
+        let next = chars[i..].iter().find(|c| !c.is_whitespace());
+        // a function call (`round(`, `nullif(`), a keyword or a type is not a metric
+        if next != Some(&'(') && !is_sql_word(&word) && !out.contains(&word) {
+            out.push(word);
         }
     }
     out
+}
+
+/// SQL keywords and type names an expression may hold besides metric names.
+fn is_sql_word(w: &str) -> bool {
+    matches!(
+        w.to_ascii_lowercase().as_str(),
+        "and"
+            | "or"
+            | "not"
+            | "null"
+            | "case"
+            | "when"
+            | "then"
+            | "else"
+            | "end"
+            | "as"
+            | "is"
+            | "in"
+            | "between"
+            | "like"
+            | "true"
+            | "false"
+            | "cast"
+            | "double"
+            | "float"
+            | "real"
+            | "bigint"
+            | "int"
+            | "integer"
+            | "decimal"
+            | "numeric"
+            | "distinct"
+    )
 }
 
 fn is_identifier(s: &str) -> bool {
@@ -610,10 +639,10 @@ impl Definitions {
                 ),
             );
         }
-        if m.rolling_days == Some(0) {
+        if m.rolling_days.is_some_and(|d| !(1..=3_650).contains(&d)) {
             l.err(
                 span.clone(),
-                format!("metric `{name}`: rolling_days must be at least 1"),
+                format!("metric `{name}`: rolling_days is 1 to 3650"),
             );
         }
         if m.rolling_days.is_some() && !reads_table {
@@ -697,11 +726,11 @@ impl Definitions {
         for s in f.steps.get_ref() {
             let (event, step_name, filter) = match s.get_ref() {
                 RawStep::Event(e) => (e.clone(), e.clone(), None),
-                RawStep::Full {
+                RawStep::Full(RawStepFull {
                     event,
                     name,
                     filter,
-                } => (
+                }) => (
                     event.clone(),
                     name.clone().unwrap_or_else(|| event.clone()),
                     filter.clone(),
@@ -740,12 +769,13 @@ impl Definitions {
             );
         }
         let window_seconds = match parse_window(f.window.get_ref()) {
-            Some(w) => w,
-            None => {
+            Some(w) if w <= crate::funnels::MAX_WINDOW_SECONDS => w,
+            _ => {
                 l.err(
                     f.window.span(),
                     format!(
-                        "funnel `{name}`: window `{}` is not a duration like 14d, 12h, 30m",
+                        "funnel `{name}`: window `{}` is not a duration like 14d, 12h, 30m \
+                         (at most 3650 days)",
                         f.window.get_ref()
                     ),
                 );
@@ -1068,6 +1098,19 @@ steps = ["visit", "signup"]
                 .any(|e| e.contains("`a` is computed from itself")),
             "{errors:?}"
         );
+    }
+
+    #[test]
+    fn derived_expressions_name_metrics_not_sql() {
+        assert_eq!(
+            identifiers("CAST(revenue AS DOUBLE) / NULLIF(signups, 0) * 1e3"),
+            vec!["revenue", "signups"]
+        );
+        assert_eq!(
+            identifiers("CASE WHEN dau IS NULL THEN 0 ELSE round (dau / mau, 2) END"),
+            vec!["dau", "mau"]
+        );
+        assert_eq!(identifiers("a + 'b c' + sqrt(d)"), vec!["a", "d"]);
     }
 
     #[test]

@@ -278,9 +278,13 @@ pub fn scan<C: Chain>(
             && ev.ts <= prev.first_ts().saturating_add(window)
         {
             let c = prev.extend(k, &ev);
-            if mode.strict_increase {
+            // A chain with the same start that reached this step earlier stays: it is as good
+            // for what follows, and its times are the person's first conversion.
+            let same_start = |x: &Option<C>| x.is_some_and(|o| o.first_ts() == c.first_ts());
+            let kept = same_start(&chains[k]) || same_start(&pending[k]);
+            if !kept && mode.strict_increase {
                 pending[k] = Some(c);
-            } else {
+            } else if !kept {
                 chains[k] = Some(c);
             }
             if kind > reached {
@@ -465,6 +469,19 @@ mod tests {
         assert_eq!(level, 3);
         assert_eq!(&path.times[..3], &[12, 14, 22]);
         assert_eq!(&path.events[..3], &[2, 3, 4]);
+    }
+
+    #[test]
+    fn time_to_convert_uses_the_first_conversion_of_a_start() {
+        // visit@0, signup@1, signup@5, purchase@6: visit -> signup took 1, not 5
+        let evs = [(0, 1, 0), (1, 2, 1), (5, 2, 2), (6, 3, 3)].map(|(ts, kind, index)| Event {
+            ts,
+            kind,
+            index,
+        });
+        let (level, path) = scan::<Path>(evs, 3, 10, Mode::default());
+        assert_eq!(level, 3);
+        assert_eq!(&path.unwrap().times[..3], &[0, 1, 6]);
     }
 
     /// The definition, by enumeration: the deepest chain of events (in the sorted order) with

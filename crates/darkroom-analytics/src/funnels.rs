@@ -24,6 +24,12 @@ use crate::defs::{Definitions, EventSource, ExclusionDef, FunnelDef, StepDef};
 use crate::funnel::{self, EXCLUSION, Event, Mode, Path};
 use crate::reader::{AsOf, Reader};
 
+/// The longest funnel window: ten years.
+pub const MAX_WINDOW_SECONDS: i64 = 3_650 * 86_400;
+
+/// The breakdown group of persons who did not reach the attributed step.
+const NOT_REACHED: u32 = u32::MAX;
+
 /// A funnel to compute: declared, or given on the command line.
 #[derive(Debug, Clone)]
 pub struct FunnelQuery {
@@ -360,10 +366,9 @@ fn time_stats(from_previous: &mut [i64], from_first: &mut [i64]) -> Option<TimeT
         })
         .collect();
     for &v in from_previous.iter() {
-        let secs = v / 1_000_000;
         let i = BUCKETS
             .iter()
-            .position(|(_, up)| secs <= *up)
+            .position(|(_, up)| v <= up.saturating_mul(1_000_000))
             .unwrap_or(BUCKETS.len() - 1);
         distribution[i].persons += 1;
     }
@@ -425,26 +430,55 @@ pub async fn compute(
             )));
         }
     }
+    if q.mode.any_order && !q.exclusions.is_empty() {
+        return Err(AnalyticsError::Usage(
+            "exclusions sit between two consecutive steps: an any_order funnel has none".into(),
+        ));
+    }
+    if q.mode.strict_order {
+        return Err(AnalyticsError::Usage(
+            "strict_order stops at any other event between the steps, and a product funnel \
+             reads only its steps' events: use window_funnel('strict_order', ...) in SQL over \
+             a table of every event (darkroom query)"
+                .into(),
+        ));
+    }
+    if !(0..=MAX_WINDOW_SECONDS).contains(&q.window_seconds) {
+        return Err(AnalyticsError::Usage(format!(
+            "a funnel window is 0 to {} days",
+            MAX_WINDOW_SECONDS / 86_400
+        )));
+    }
     let window_micros = q.window_seconds.saturating_mul(1_000_000);
     let entry_lo = local_midnight_micros(tz, q.from);
     let entry_hi = local_midnight_micros(tz, q.to + Days::new(1));
     let later_hi = entry_hi.saturating_add(window_micros).saturating_add(1);
     let mut c = Collected::default();
     let by = q.by.as_deref();
+    // in any order, a later step may come before the entering event (within the window)
+    let later_lo = if q.mode.any_order {
+        entry_lo.saturating_sub(window_micros)
+    } else {
+        entry_lo
+    };
     for (i, step) in q.steps.iter().enumerate() {
-        let hi = if i == 0 { entry_hi } else { later_hi };
-        let sql = event_sql(defs, &step.event, step.filter.as_deref(), by, entry_lo, hi)?;
-        let batches = reader
-            .sql(&format!("funnel step `{}`", step.name), &sql)
-            .await?;
-        c.add(&batches, (i + 1) as u8, by.is_some())?;
+        let (lo, hi) = if i == 0 {
+            (entry_lo, entry_hi)
+        } else {
+            (later_lo, later_hi)
+        };
+        let what = format!("funnel step `{}`", step.name);
+        let sql = event_sql(defs, &step.event, step.filter.as_deref(), by, lo, hi)?;
+        let batches = reader.sql(&what, &sql).await?;
+        c.add(&batches, (i + 1) as u8, by.is_some())
+            .map_err(|e| AnalyticsError::Usage(format!("{what}: its rows cannot be read: {e}")))?;
     }
     for x in &q.exclusions {
-        let sql = event_sql(defs, &x.event, x.filter.as_deref(), by, entry_lo, later_hi)?;
-        let batches = reader
-            .sql(&format!("funnel exclusion `{}`", x.event), &sql)
-            .await?;
-        c.add(&batches, EXCLUSION + x.after as u8, by.is_some())?;
+        let what = format!("funnel exclusion `{}`", x.event);
+        let sql = event_sql(defs, &x.event, x.filter.as_deref(), by, later_lo, later_hi)?;
+        let batches = reader.sql(&what, &sql).await?;
+        c.add(&batches, EXCLUSION + x.after as u8, by.is_some())
+            .map_err(|e| AnalyticsError::Usage(format!("{what}: its rows cannot be read: {e}")))?;
     }
 
     let names: Vec<String> = q.steps.iter().map(|s| s.name.clone()).collect();
@@ -453,8 +487,21 @@ pub async fn compute(
     let mut overall = Tally::new(n);
     let mut groups: BTreeMap<u32, Tally> = BTreeMap::new();
     let mut weeks: BTreeMap<NaiveDate, Vec<u64>> = BTreeMap::new();
-    for events in &mut c.events {
-        events.sort_unstable_by_key(|e| (e.ts, e.kind));
+    let Collected {
+        events: mut per_person,
+        props,
+        values,
+        ..
+    } = c;
+    for events in &mut per_person {
+        // same instant and step: by the breakdown value, so the result never depends on the
+        // order rows came back in
+        events.sort_unstable_by(|a, b| {
+            (a.ts, a.kind).cmp(&(b.ts, b.kind)).then_with(|| {
+                values[props[a.index as usize] as usize]
+                    .cmp(&values[props[b.index as usize] as usize])
+            })
+        });
         let (level, path) = if q.mode.any_order {
             funnel::any_order::<Path>(events.iter().copied(), n, window_micros)
         } else {
@@ -472,8 +519,12 @@ pub async fn compute(
                 *slot += 1;
             }
             if by.is_some() {
-                let at = q.attribution.min(level - 1);
-                let code = c.props[p.events[at] as usize];
+                // persons who never reached the attributed step have no value there
+                let code = if level > q.attribution {
+                    props[p.events[q.attribution] as usize]
+                } else {
+                    NOT_REACHED
+                };
                 groups
                     .entry(code)
                     .or_insert_with(|| Tally::new(n))
@@ -484,7 +535,11 @@ pub async fn compute(
     let mut breakdown: Vec<GroupReport> = groups
         .into_iter()
         .map(|(code, mut t)| GroupReport {
-            value: c.values[code as usize].clone(),
+            value: if code == NOT_REACHED {
+                format!("(did not reach {})", names[q.attribution.min(n - 1)])
+            } else {
+                values[code as usize].clone()
+            },
             steps: t.report(&names),
         })
         .collect();

@@ -4,7 +4,9 @@
 //! - count, count_distinct, sum, average: one aggregate over the metric's table (its filter
 //!   applied first), dated by its `time` column (a date in the project time zone);
 //! - `rolling_days = N`: each day counts the N days ending that day (WAU: 7, MAU: 28); at week
-//!   or month grain a rolling metric is its value on the last day of the period (in range);
+//!   or month grain a rolling metric is its value on the last day of the period;
+//! - at week or month grain the range is widened to whole periods (a period cut by the range
+//!   would read as a full one);
 //! - ratio and derived: computed from their input metrics at the same grain and slices
 //!   (a missing count is 0; a ratio over 0 is empty, not infinite).
 
@@ -159,6 +161,12 @@ pub async fn compute(
             )));
         }
     }
+    // whole periods only: a week or month cut by the range would read as a full one
+    let q = &MetricQuery {
+        from: q.grain.start(q.from),
+        to: q.grain.end(q.to),
+        ..q.clone()
+    };
     let values = values(reader, defs, def, q).await?;
     let rows = values
         .into_iter()
@@ -185,7 +193,11 @@ pub async fn compute(
         to: q.to,
         by: q.by.clone(),
         rows,
-        degraded_dates: reader.as_of.degraded_between(q.from, q.to),
+        // a rolling metric's first day reads the days before it too
+        degraded_dates: reader.as_of.degraded_between(
+            q.from - Days::new(u64::from(def.rolling_days.unwrap_or(1).max(1) - 1)),
+            q.to,
+        ),
         as_of: reader.as_of.clone(),
         warning,
     })
@@ -330,8 +342,6 @@ async fn base(
     };
     let batches = reader.sql(&format!("metric `{}`", def.name), &sql).await?;
     let mut out: BTreeMap<Key, Option<f64>> = BTreeMap::new();
-    // for rolling metrics at a coarser grain: the last day of each period wins
-    let mut last_day: BTreeMap<Key, NaiveDate> = BTreeMap::new();
     for b in &batches {
         let period = cast(b.column(0), &DataType::Date32)?;
         let period = period.as_primitive::<Date32Type>();
@@ -353,10 +363,9 @@ async fn base(
                 .collect();
             let v = value.is_valid(row).then(|| value.value(row));
             if def.rolling_days.is_some() && q.grain != Grain::Day {
-                let key = (q.grain.start(day), slice);
-                if last_day.get(&key).is_none_or(|d| *d < day) {
-                    last_day.insert(key.clone(), day);
-                    out.insert(key, v);
+                // the period's value is the window ending on its last day
+                if day == q.grain.end(day).min(q.to) {
+                    out.insert((q.grain.start(day), slice), v);
                 }
             } else {
                 out.insert((day, slice), v);

@@ -99,16 +99,15 @@ fn period_start(grain: Grain, ordinal_: i64) -> NaiveDate {
     }
 }
 
-/// `(person, local date, property)` of an event's rows between two instants.
+/// `(person, time in µs, property)` of an event's rows between two instants.
 async fn read_events(
     reader: &Reader,
     defs: &Definitions,
-    tz: Tz,
     event: &str,
     by: Option<&str>,
     lo: Option<i64>,
     hi: Option<i64>,
-) -> Result<Vec<(String, NaiveDate, Option<String>)>, AnalyticsError> {
+) -> Result<Vec<(String, i64, Option<String>)>, AnalyticsError> {
     let def = defs.events.get(event).ok_or_else(|| {
         AnalyticsError::Usage(format!(
             "unknown event `{event}` (declared: {})",
@@ -183,7 +182,7 @@ async fn read_events(
             }
             out.push((
                 person.value(row).to_string(),
-                local_date(tz, t.value(row)),
+                t.value(row),
                 p.and_then(|a| a.is_valid(row).then(|| a.value(row).to_string())),
             ));
         }
@@ -197,6 +196,12 @@ pub async fn compute(
     tz: Tz,
     q: &RetentionQuery,
 ) -> Result<RetentionReport, AnalyticsError> {
+    if q.periods > 1_000 {
+        return Err(AnalyticsError::Usage(format!(
+            "--periods {}: at most 1000",
+            q.periods
+        )));
+    }
     if q.to < q.from {
         return Err(AnalyticsError::Usage(format!(
             "--to {} is before --from {}",
@@ -210,28 +215,19 @@ pub async fn compute(
     let starts = read_events(
         reader,
         defs,
-        tz,
         &q.start_event,
         q.by.as_deref(),
         start_lo,
         Some(cohort_hi),
     )
     .await?;
-    let returns = read_events(
-        reader,
-        defs,
-        tz,
-        &q.return_event,
-        None,
-        Some(cohort_lo),
-        None,
-    )
-    .await?;
+    let returns = read_events(reader, defs, &q.return_event, None, Some(cohort_lo), None).await?;
+    // The data runs to the snapshot's night; with nothing published, to yesterday (today
+    // has not elapsed).
     let data_through = reader
         .as_of
         .night
-        .or_else(|| returns.iter().map(|r| r.1).max())
-        .unwrap_or(q.to);
+        .unwrap_or_else(|| chrono::Utc::now().with_timezone(&tz).date_naive() - Days::new(1));
     let last_elapsed = {
         // the last period whose last day is on or before data_through
         let o = ordinal(q.period, data_through);
@@ -247,8 +243,10 @@ pub async fn compute(
     // person -> cohort ordinal -> property of the start event that put them there
     let mut cohort_of: HashMap<String, BTreeMap<i64, Option<String>>> = HashMap::new();
     let mut sorted = starts;
+    // by time (then value, for a deterministic cohort value at the same instant)
     sorted.sort_by(|a, b| (a.1, &a.2).cmp(&(b.1, &b.2)));
-    for (person, date, prop) in sorted {
+    for (person, ts, prop) in sorted {
+        let date = local_date(tz, ts);
         let o = ordinal(q.period, date);
         let entry = cohort_of.entry(person).or_default();
         if q.first_time && !entry.is_empty() {
@@ -257,7 +255,8 @@ pub async fn compute(
         entry.entry(o).or_insert(prop);
     }
     let mut returned: HashMap<String, BTreeSet<i64>> = HashMap::new();
-    for (person, date, _) in returns {
+    for (person, ts, _) in returns {
+        let date = local_date(tz, ts);
         returned
             .entry(person)
             .or_default()

@@ -239,6 +239,36 @@ async fn funnel_steps_conversion_and_time_to_convert() {
 }
 
 #[tokio::test]
+async fn any_order_reads_later_steps_before_the_entering_event() {
+    let (defs, r) = (defs(), reader(10).await);
+    let mut q = funnel(&defs, &["b", "a"]);
+    q.from = day(3);
+    q.to = day(3);
+    q.mode = darkroom_analytics::funnel::Mode::parse("any_order").unwrap();
+    // entering with b on day 3: p2 (its a came the day before, within the window) and p3
+    // (a at 09:00, b at 10:00)
+    let report = funnels::compute(&r, &defs, chrono_tz::UTC, &q)
+        .await
+        .unwrap();
+    assert_eq!(persons(&report), vec![2, 2]);
+    // ordered, p2's a came before its b: it stops at the first step
+    q.mode = Default::default();
+    let ordered = funnels::compute(&r, &defs, chrono_tz::UTC, &q)
+        .await
+        .unwrap();
+    assert_eq!(persons(&ordered), vec![2, 0]);
+    // strict_order needs every event, which a product funnel does not read: refused
+    q.mode = darkroom_analytics::funnel::Mode::parse("strict_order").unwrap();
+    let err = funnels::compute(&r, &defs, chrono_tz::UTC, &q)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("window_funnel('strict_order'"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
 async fn exclusions_take_persons_out_between_two_steps() {
     let (defs, r) = (defs(), reader(10).await);
     let mut q = funnel(&defs, &["a", "b", "c"]);
@@ -279,6 +309,14 @@ async fn breakdowns_count_each_person_under_the_attributed_steps_value() {
     assert_eq!(by_b.attributed_to.as_deref(), Some("b"));
     assert_eq!(group(&by_b, "ios"), Some(vec![2, 2, 1]));
     assert_eq!(group(&by_b, "web"), Some(vec![1, 1, 0]));
+    // attributed to step c, which only p1 reached: the others are counted apart, not under
+    // another step's value
+    q.attribution = 2;
+    let by_c = funnels::compute(&r, &defs, chrono_tz::UTC, &q)
+        .await
+        .unwrap();
+    assert_eq!(group(&by_c, "ios"), Some(vec![1, 1, 1]));
+    assert_eq!(group(&by_c, "(did not reach c)"), Some(vec![2, 2, 0]));
     // an event without the property cannot be broken down by it
     let mut bad = funnel(&defs, &["x", "a"]);
     bad.by = Some("platform".into());
@@ -447,13 +485,15 @@ async fn metrics_of_every_kind() {
             ("2026-03-02".into(), vec![s("pro")], Some(1.0)),
         ]
     );
+    // a month is counted whole, even when the range cuts it (day 10's 7 included)
     let revenue = run(q("revenue", Grain::Month, &[])).await;
     assert_eq!(
         values(&revenue),
-        vec![("2026-03-01".into(), vec![], Some(15.0))]
+        vec![("2026-03-01".into(), vec![], Some(22.0))]
     );
+    assert_eq!((revenue.from, revenue.to), (day(1), day(31)));
     let avg = run(q("average_amount", Grain::Month, &[])).await;
-    assert_eq!(avg.rows[0].value, Some(3.0));
+    assert_eq!(avg.rows[0].value, Some(22.0 / 6.0));
     // ratio: day 3 has no paid event (0 / 1), a missing count is 0
     let share = run(q("paid_share", Grain::Day, &[])).await;
     assert_eq!(

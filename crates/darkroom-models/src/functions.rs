@@ -20,9 +20,11 @@ use datafusion::prelude::SessionContext;
 /// The surrogate key of the "unknown" member of a dimension.
 pub const UNKNOWN_KEY: i64 = -1;
 
-/// Register Darkroom's functions in a session.
+/// Register Darkroom's functions in a session (and the analytics ones: `window_funnel`, so a
+/// model can compute funnel levels too).
 pub fn register(ctx: &SessionContext) {
     ctx.register_udf(ScalarUDF::from(SurrogateKey::new()));
+    darkroom_analytics::register(ctx);
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]

@@ -258,6 +258,7 @@ fn parse_steps(text: &str) -> Result<Vec<StepDef>> {
     for c in text.chars().chain(std::iter::once(',')) {
         match c {
             '[' => depth += 1,
+            ']' if depth == 0 => bail!("--steps {text}: a `]` without its `[`"),
             ']' => depth -= 1,
             _ => {}
         }
@@ -288,6 +289,9 @@ fn parse_steps(text: &str) -> Result<Vec<StepDef>> {
         } else {
             current.push(c);
         }
+    }
+    if depth != 0 {
+        bail!("--steps {text}: a `[` filter is not closed by `]`");
     }
     Ok(steps)
 }
@@ -369,10 +373,16 @@ pub async fn funnel(explicit: Option<&Path>, args: FunnelArgs) -> Result<u8> {
     };
     let reader = reader(&ctx).await?;
     let last = last_date(&ctx, &reader);
+    if !(0..=darkroom_analytics::funnels::MAX_WINDOW_SECONDS).contains(&window_seconds) {
+        bail!("--window: at most 3650 days");
+    }
     let window_days = (window_seconds + 86_399) / 86_400;
-    let to = args
-        .to
-        .unwrap_or_else(|| last - Days::new(window_days.max(0) as u64));
+    let to = match args.to {
+        Some(to) => to,
+        None => last
+            .checked_sub_days(Days::new(window_days.max(0) as u64))
+            .ok_or_else(|| anyhow!("--window is longer than the calendar"))?,
+    };
     let from = args.from.unwrap_or(to - Days::new(29));
     let query = FunnelQuery {
         name: args.name.clone().unwrap_or_else(|| "ad hoc".into()),
