@@ -148,15 +148,16 @@ fn sql_ts(micros: i64) -> String {
     format!("'{}'", t.format("%Y-%m-%dT%H:%M:%S%.6fZ"))
 }
 
-/// The SQL that reads one step's events: person, ts and (optionally) the breakdown property,
-/// between two instants.
-fn event_sql(
+/// The SQL that reads an event's rows: `person`, `ts` and (with `by`) the property as `prop`
+/// (NULL for an event without it), with an extra filter, from `lo` and before `hi` (µs, UTC;
+/// either may be open).
+pub(crate) fn event_sql(
     defs: &Definitions,
     event: &str,
     filter: Option<&str>,
     by: Option<&str>,
-    lo: i64,
-    hi: i64,
+    lo: Option<i64>,
+    hi: Option<i64>,
 ) -> Result<String, AnalyticsError> {
     let def = defs.events.get(event).ok_or_else(|| {
         AnalyticsError::Usage(format!(
@@ -170,6 +171,16 @@ fn event_sql(
         }
         Some(_) => ", CAST(NULL AS VARCHAR) AS prop".to_string(),
         None => String::new(),
+    };
+    let bounds = |time: &str| {
+        let mut b = vec!["TRUE".to_string()];
+        if let Some(lo) = lo {
+            b.push(format!("{time} >= {}", sql_ts(lo)));
+        }
+        if let Some(hi) = hi {
+            b.push(format!("{time} < {}", sql_ts(hi)));
+        }
+        b.join(" AND ")
     };
     let extra = filter.map(|f| format!(" AND ({f})")).unwrap_or_default();
     Ok(match &def.source {
@@ -185,16 +196,14 @@ fn event_sql(
                 .unwrap_or_default();
             format!(
                 "SELECT CAST({person} AS VARCHAR) AS person, {time} AS ts{prop} FROM {table} \
-                 WHERE {time} >= {} AND {time} < {}{base}{extra}",
-                sql_ts(lo),
-                sql_ts(hi)
+                 WHERE {}{base}{extra}",
+                bounds(time)
             )
         }
         EventSource::Sql(sql) => format!(
             "SELECT CAST(person_id AS VARCHAR) AS person, event_ts AS ts{prop} FROM ({sql}) AS e \
-             WHERE event_ts >= {} AND event_ts < {}{extra}",
-            sql_ts(lo),
-            sql_ts(hi)
+             WHERE {}{extra}",
+            bounds("event_ts")
         ),
     })
 }
@@ -468,14 +477,28 @@ pub async fn compute(
             (later_lo, later_hi)
         };
         let what = format!("funnel step `{}`", step.name);
-        let sql = event_sql(defs, &step.event, step.filter.as_deref(), by, lo, hi)?;
+        let sql = event_sql(
+            defs,
+            &step.event,
+            step.filter.as_deref(),
+            by,
+            Some(lo),
+            Some(hi),
+        )?;
         let batches = reader.sql(&what, &sql).await?;
         c.add(&batches, (i + 1) as u8, by.is_some())
             .map_err(|e| AnalyticsError::Usage(format!("{what}: its rows cannot be read: {e}")))?;
     }
     for x in &q.exclusions {
         let what = format!("funnel exclusion `{}`", x.event);
-        let sql = event_sql(defs, &x.event, x.filter.as_deref(), by, later_lo, later_hi)?;
+        let sql = event_sql(
+            defs,
+            &x.event,
+            x.filter.as_deref(),
+            by,
+            Some(later_lo),
+            Some(later_hi),
+        )?;
         let batches = reader.sql(&what, &sql).await?;
         c.add(&batches, EXCLUSION + x.after as u8, by.is_some())
             .map_err(|e| AnalyticsError::Usage(format!("{what}: its rows cannot be read: {e}")))?;

@@ -21,8 +21,8 @@ use datafusion::arrow::datatypes::{DataType, TimeUnit, TimestampMicrosecondType}
 use serde::Serialize;
 
 use crate::AnalyticsError;
-use crate::defs::{Definitions, EventSource};
-use crate::funnels::{local_date, local_midnight_micros};
+use crate::defs::Definitions;
+use crate::funnels::{event_sql, local_date, local_midnight_micros};
 use crate::metrics::Grain;
 use crate::reader::{AsOf, Reader};
 
@@ -108,56 +108,17 @@ async fn read_events(
     lo: Option<i64>,
     hi: Option<i64>,
 ) -> Result<Vec<(String, i64, Option<String>)>, AnalyticsError> {
-    let def = defs.events.get(event).ok_or_else(|| {
-        AnalyticsError::Usage(format!(
-            "unknown event `{event}` (declared: {})",
-            defs.events.keys().cloned().collect::<Vec<_>>().join(", ")
-        ))
-    })?;
-    let prop = match by {
-        Some(p) if def.properties.iter().any(|x| x == p) => format!(", CAST({p} AS VARCHAR)"),
-        Some(p) => {
-            return Err(AnalyticsError::Usage(format!(
-                "cannot break down by `{p}`: event `{event}` has no such property (its \
-                 properties: {})",
-                def.properties.join(", ")
-            )));
-        }
-        None => String::new(),
-    };
-    let bounds = |time: &str| {
-        let ts = |micros: i64| {
-            let t = chrono::DateTime::from_timestamp_micros(micros).unwrap_or_default();
-            format!("'{}'", t.format("%Y-%m-%dT%H:%M:%S%.6fZ"))
-        };
-        let mut b = vec!["TRUE".to_string()];
-        if let Some(lo) = lo {
-            b.push(format!("{time} >= {}", ts(lo)));
-        }
-        if let Some(hi) = hi {
-            b.push(format!("{time} < {}", ts(hi)));
-        }
-        b.join(" AND ")
-    };
-    let sql = match &def.source {
-        EventSource::Table {
-            table,
-            time,
-            person,
-            filter,
-        } => format!(
-            "SELECT CAST({person} AS VARCHAR), {time}{prop} FROM {table} WHERE {}{}",
-            bounds(time),
-            filter
-                .as_deref()
-                .map(|f| format!(" AND ({f})"))
-                .unwrap_or_default()
-        ),
-        EventSource::Sql(sql) => format!(
-            "SELECT CAST(person_id AS VARCHAR), event_ts{prop} FROM ({sql}) AS e WHERE {}",
-            bounds("event_ts")
-        ),
-    };
+    // a breakdown needs the property on the start event
+    if let (Some(p), Some(def)) = (by, defs.events.get(event))
+        && !def.properties.iter().any(|x| x == p)
+    {
+        return Err(AnalyticsError::Usage(format!(
+            "cannot break down by `{p}`: event `{event}` has no such property (its \
+             properties: {})",
+            def.properties.join(", ")
+        )));
+    }
+    let sql = event_sql(defs, event, None, by, lo, hi)?;
     let batches = reader
         .sql(&format!("retention event `{event}`"), &sql)
         .await?;
