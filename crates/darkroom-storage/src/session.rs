@@ -12,7 +12,9 @@ use crate::{Result, StorageError, TableInfo, Warehouse};
 /// A new session: information_schema on, identifiers case-insensitive as in Postgres, and file
 /// paths accepted as tables in `FROM` (Parquet, CSV, JSON lines), as analysts do with DuckDB.
 pub(crate) fn new_context() -> SessionContext {
-    let mut config = SessionConfig::new()
+    // DATAFUSION_* environment variables tune the engine (DATAFUSION_EXECUTION_BATCH_SIZE=...)
+    let mut config = SessionConfig::from_env()
+        .unwrap_or_default()
         .with_information_schema(true)
         .with_create_default_catalog_and_schema(true);
     if let Some(n) = threads_from_env() {
