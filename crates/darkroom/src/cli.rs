@@ -442,13 +442,14 @@ Examples:
   darkroom funnel                                   the funnels and events
   darkroom funnel activation --from 2026-01-01 --to 2026-03-17
   darkroom funnel creator --by platform --attribution signup
-  darkroom funnel --steps visit,signup,purchase --window 7d --mode strict_order
+  darkroom funnel --steps visit,signup,purchase --window 7d --mode strict_increase
   darkroom funnel buyer --exclude cancel:signup:purchase --json
 
-Modes (ClickHouse windowFunnel): default; strict_order (nothing else between steps);
-strict_deduplication (a repeated step ends the chain); strict_increase (strictly later
-timestamps) — combinable, comma-separated; or any_order. Events at the same instant are
-ordered by step number.";
+Modes (ClickHouse windowFunnel): default; strict_deduplication (a repeated step ends the
+chain); strict_increase (strictly later timestamps) — combinable, comma-separated; or
+any_order. Events at the same instant are ordered by step number. strict_order (nothing else
+between steps) needs every event a person did: use it in SQL,
+  darkroom query \"SELECT window_funnel('strict_order', INTERVAL '1 day', ts, ...) ...\"";
 
 const RETENTION_AFTER_HELP: &str = "\
 Examples:
