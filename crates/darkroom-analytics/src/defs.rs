@@ -938,7 +938,8 @@ fn at(origin: &Origin, message: String) -> Diagnostic {
     }
 }
 
-fn names<'a>(keys: impl Iterator<Item = &'a String>) -> String {
+/// Names for a message: `a, b, c`, or `none`.
+pub(crate) fn names<'a>(keys: impl Iterator<Item = &'a String>) -> String {
     let v: Vec<&str> = keys.map(String::as_str).collect();
     if v.is_empty() {
         "none".into()

@@ -162,7 +162,7 @@ pub(crate) fn event_sql(
     let def = defs.events.get(event).ok_or_else(|| {
         AnalyticsError::Usage(format!(
             "unknown event `{event}` (declared: {})",
-            list(defs.events.keys())
+            crate::defs::names(defs.events.keys())
         ))
     })?;
     let prop = match by {
@@ -206,10 +206,6 @@ pub(crate) fn event_sql(
             bounds("event_ts")
         ),
     })
-}
-
-fn list<'a>(keys: impl Iterator<Item = &'a String>) -> String {
-    keys.map(String::as_str).collect::<Vec<_>>().join(", ")
 }
 
 /// Every person's events, and each event's breakdown value.

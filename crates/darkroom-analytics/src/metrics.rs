@@ -138,7 +138,7 @@ pub async fn compute(
         AnalyticsError::Usage(format!(
             "unknown metric `{}` (declared: {})",
             q.metric,
-            defs.metrics.keys().cloned().collect::<Vec<_>>().join(", ")
+            crate::defs::names(defs.metrics.keys())
         ))
     })?;
     if q.to < q.from {
@@ -153,11 +153,7 @@ pub async fn compute(
             return Err(AnalyticsError::Usage(format!(
                 "metric `{}` cannot be sliced by `{d}`: its dimensions are {}",
                 def.name,
-                if allowed.is_empty() {
-                    "none".to_string()
-                } else {
-                    allowed.iter().cloned().collect::<Vec<_>>().join(", ")
-                }
+                crate::defs::names(allowed.iter())
             )));
         }
     }

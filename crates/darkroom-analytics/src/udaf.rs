@@ -90,6 +90,14 @@ fn units_per_second(ts: &DataType) -> Result<(Option<i64>, TimeScale)> {
     })
 }
 
+/// Whether the first argument is the modes string (then the window is the second).
+fn leads_with_modes(types: &[DataType]) -> bool {
+    matches!(
+        types.first(),
+        Some(DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8)
+    )
+}
+
 fn literal(expr: &Arc<dyn datafusion::physical_expr::PhysicalExpr>) -> Option<&ScalarValue> {
     expr.downcast_ref::<Literal>().map(Literal::value)
 }
@@ -125,10 +133,7 @@ impl Setup {
         exprs: &[Arc<dyn datafusion::physical_expr::PhysicalExpr>],
         types: &[DataType],
     ) -> Result<Self> {
-        let has_mode = matches!(
-            types.first(),
-            Some(DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8)
-        );
+        let has_mode = leads_with_modes(types);
         let mode = if has_mode {
             match exprs.first().and_then(literal) {
                 Some(
@@ -317,11 +322,7 @@ impl AggregateUDFImpl for WindowFunnel {
     }
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        let has_mode = matches!(
-            arg_types.first(),
-            Some(DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8)
-        );
-        let ts_arg = usize::from(has_mode) + 1;
+        let ts_arg = usize::from(leads_with_modes(arg_types)) + 1;
         if arg_types.len() < ts_arg + 2 {
             return plan_err!(
                 "{NAME}([modes,] window, ts, cond1, ..., condN): got {} arguments",

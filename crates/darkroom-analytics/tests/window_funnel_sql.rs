@@ -28,7 +28,12 @@ async fn ctx() -> SessionContext {
 
 async fn levels(ctx: &SessionContext, call: &str) -> Vec<(i64, u8)> {
     let sql = format!("SELECT user_id, {call} AS level FROM e GROUP BY user_id ORDER BY user_id");
-    let batches: Vec<RecordBatch> = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+    user_levels(ctx, &sql).await
+}
+
+/// The (user_id, level) rows of a query.
+async fn user_levels(ctx: &SessionContext, sql: &str) -> Vec<(i64, u8)> {
+    let batches: Vec<RecordBatch> = ctx.sql(sql).await.unwrap().collect().await.unwrap();
     let mut out = Vec::new();
     for b in &batches {
         let users = datafusion::arrow::compute::cast(
@@ -144,20 +149,7 @@ async fn persons_with_many_events_get_the_same_levels() {
             "SELECT user_id, window_funnel({mode}10, ts, step = 0, step = 1, step = 2) AS level \
              FROM (SELECT * FROM m ORDER BY random()) GROUP BY user_id ORDER BY user_id"
         );
-        let batches: Vec<RecordBatch> = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
-        let mut got = Vec::new();
-        for b in &batches {
-            let users = datafusion::arrow::compute::cast(
-                b.column(0),
-                &datafusion::arrow::datatypes::DataType::Int64,
-            )
-            .unwrap();
-            let users = users.as_primitive::<datafusion::arrow::datatypes::Int64Type>();
-            let lv = b.column(1).as_primitive::<UInt8Type>();
-            for i in 0..b.num_rows() {
-                got.push((users.value(i), lv.value(i)));
-            }
-        }
+        let got = user_levels(&ctx, &sql).await;
         assert_eq!(got, want, "mode {mode}");
     }
 }

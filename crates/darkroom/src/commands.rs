@@ -701,7 +701,9 @@ async fn query(explicit: Option<&std::path::Path>, sql: &str, format: Format) ->
             .map(|cwd| darkroom_config::Project::discover(&cwd).is_none())
             .unwrap_or(false);
     let ctx = if outside {
-        darkroom_storage::file_session()
+        let ctx = darkroom_storage::file_session();
+        darkroom_models::functions::register(&ctx);
+        ctx
     } else {
         let project = project::load(explicit)?;
         let warehouse = project::warehouse(&project)?;
@@ -709,9 +711,9 @@ async fn query(explicit: Option<&std::path::Path>, sql: &str, format: Format) ->
         // (`darkroom build` reports it)
         let mut ignored = darkroom_config::Diagnostics::default();
         let models = darkroom_models::Models::load(&project, &mut ignored);
+        // with the models' functions, window_funnel among them
         darkroom_models::build::prepare_session(&project, &models, &warehouse).await?
     };
-    darkroom_analytics::register(&ctx);
     let result = darkroom_storage::run_sql(&ctx, sql).await.map_err(|e| {
         let text = e.to_string();
         if text.contains("not found") && text.contains("table") {

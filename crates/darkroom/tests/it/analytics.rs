@@ -213,3 +213,27 @@ fn bad_definitions_are_reported_with_file_and_line() {
     assert_eq!(run.code, Some(1));
     assert!(run.stderr.contains("needs `table`"), "{}", run.stderr);
 }
+
+#[test]
+fn window_funnel_on_a_file_outside_any_project() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("e.csv"),
+        "user_id,ts,event\n1,0,visit\n1,5,signup\n2,0,visit\n2,50,signup\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(crate::harness::BIN)
+        .current_dir(dir.path())
+        .env_remove("DARKROOM_PROJECT")
+        .args([
+            "query",
+            "--format",
+            "csv",
+            "SELECT user_id, window_funnel(10, ts, event = 'visit', event = 'signup') AS level \
+             FROM 'e.csv' GROUP BY user_id ORDER BY user_id",
+        ])
+        .output()
+        .unwrap();
+    let run = crate::harness::Run::from_output(out).ok();
+    assert_eq!(run.stdout, "user_id,level\n1,2\n2,1\n");
+}
