@@ -206,6 +206,11 @@ struct FileDefs {
     funnel: Vec<Spanned<RawFunnel>>,
     #[serde(default)]
     team: Vec<Spanned<RawTeam>>,
+    /// Checks and reconciliations: read by the data-trust layer (`darkroom_quality::defs`).
+    #[serde(default, rename = "check")]
+    _check: serde::de::IgnoredAny,
+    #[serde(default, rename = "reconcile")]
+    _reconcile: serde::de::IgnoredAny,
 }
 
 #[derive(Deserialize)]
@@ -424,9 +429,7 @@ impl Loader<'_> {
 impl Definitions {
     /// Every `*.toml` under `models/` of a project, in path order.
     pub fn load(project_root: &Path) -> Result<Self, Diagnostics> {
-        let mut files = Vec::new();
-        collect_toml(&project_root.join("models"), &mut files);
-        files.sort();
+        let files = definition_files(project_root);
         let mut sources = Vec::new();
         let mut diags = Diagnostics::default();
         for path in files {
@@ -946,6 +949,15 @@ pub(crate) fn names<'a>(keys: impl Iterator<Item = &'a String>) -> String {
     } else {
         v.join(", ")
     }
+}
+
+/// Every definitions file of a project: `models/**/*.toml` except a model's own settings
+/// (`X.toml` beside `X.sql`), in path order.
+pub fn definition_files(project_root: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    collect_toml(&project_root.join("models"), &mut files);
+    files.sort();
+    files
 }
 
 fn collect_toml(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -10,12 +10,14 @@
 //! is valid) are done by that crate, which reports through [`Diagnostic`] using the spans kept
 //! here.
 
+mod alerts;
 mod database;
 mod diagnostics;
 mod interpolate;
 mod model;
 mod starter;
 
+pub use alerts::{AlertChannel, AlertsConfig, SmtpServer, smtp_server};
 pub use database::{
     DatabaseKind, DatabaseSourceConfig, FullHistory, Lookback, TableConfig, TableMode,
     parse_duration,
@@ -72,6 +74,8 @@ pub struct Project {
     pub sources: Vec<SourceConfig>,
     /// Database sources (`kind = "postgres" | "mysql" | "sqlite"`).
     pub databases: Vec<DatabaseSourceConfig>,
+    /// `[alerts]`: where incidents are sent.
+    pub alerts: AlertsConfig,
 }
 
 impl Project {
@@ -111,6 +115,7 @@ impl Project {
             pipeline: parsed.pipeline,
             sources: parsed.sources,
             databases: parsed.databases,
+            alerts: parsed.alerts,
         }
     }
 

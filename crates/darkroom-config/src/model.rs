@@ -364,9 +364,10 @@ pub(crate) struct Parsed {
     pub pipeline: PipelineConfig,
     pub sources: Vec<SourceConfig>,
     pub databases: Vec<DatabaseSourceConfig>,
+    pub alerts: crate::AlertsConfig,
 }
 
-const SECTIONS: &str = "project, warehouse, pipeline, sources";
+const SECTIONS: &str = "project, warehouse, pipeline, sources, alerts";
 
 pub(crate) fn parse(
     file: &SourceFile,
@@ -405,6 +406,7 @@ pub(crate) fn parse_partial(
     let mut pipeline = PipelineConfig::default();
     let mut sources = Vec::new();
     let mut databases = Vec::new();
+    let mut alerts = crate::AlertsConfig::default();
     for (key, value) in table {
         let key_span = key.span();
         match key.get_ref().as_ref() {
@@ -420,6 +422,11 @@ pub(crate) fn parse_partial(
                 }
             }
             "sources" => (sources, databases) = parse_sources(file, value, &mut diags),
+            "alerts" => {
+                if let Some(a) = deserialize::<crate::AlertsConfig>(file, value, &mut diags) {
+                    alerts = a;
+                }
+            }
             other => diags.push(file.error(
                 key_span,
                 format!("unknown section `{other}`; expected one of {SECTIONS}"),
@@ -438,6 +445,7 @@ pub(crate) fn parse_partial(
     };
     validate(file, &project, &warehouse, &sources, &databases, &mut diags);
     validate_pipeline(file, &pipeline, &mut diags);
+    crate::alerts::validate(file, &alerts, &mut diags);
     (
         Some(Parsed {
             project,
@@ -445,6 +453,7 @@ pub(crate) fn parse_partial(
             pipeline,
             sources,
             databases,
+            alerts,
         }),
         diags,
     )

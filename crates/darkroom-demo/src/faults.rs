@@ -10,7 +10,7 @@
 //! | `garble:date=2026-02-21,fraction=0.02` | parser regression: a fraction of that day's nginx lines are written with an ISO 8601 time |
 //! | `duplicate:host=web-1,date=2026-02-22` | that host's files of that date are delivered twice (a second copy, `...-redelivered`) |
 //! | `missing-day:date=2026-02-23` | no log file at all for that date |
-//! | `clock-skew:host=web-3,hours=5` | the host's clock runs that many hours off (negative: behind), for the whole period |
+//! | `clock-skew:host=web-3,hours=5[,from=2026-02-25]` | the host's clock runs that many hours off (negative: behind), for the whole period or from that date on |
 //! | `schema-drift:change=rename\|type\|enum` | the production schema drifts: `users.country` renamed `country_code`, `photos.width` turned into text, or a new plan `team` |
 //! | `db-unreachable:date=2026-02-24` | the production database cannot be reached during that night's run (recorded for the orchestrator) |
 
@@ -50,6 +50,8 @@ pub enum Fault {
     ClockSkew {
         host: String,
         hours: i64,
+        /// The first date (project time zone) the clock is off; without it, the whole period.
+        from: Option<NaiveDate>,
     },
     SchemaDrift {
         change: Drift,
@@ -166,6 +168,7 @@ impl FromStr for Fault {
                 Fault::ClockSkew {
                     host: take("host")?.to_owned(),
                     hours,
+                    from: args.remove("from").map(date).transpose()?,
                 }
             }
             "schema-drift" => {
@@ -209,7 +212,8 @@ impl Fault {
             | Fault::Duplicate { date, .. }
             | Fault::MissingDay { date }
             | Fault::DbUnreachable { date } => vec![*date],
-            Fault::ClockSkew { .. } | Fault::SchemaDrift { .. } => Vec::new(),
+            Fault::ClockSkew { from, .. } => from.iter().copied().collect(),
+            Fault::SchemaDrift { .. } => Vec::new(),
         }
     }
 

@@ -413,6 +413,10 @@ const MODELS: &[(&str, &str)] = &[
         include_str!("../models/analytics/metrics.toml"),
     ),
     (
+        "models/quality/checks.toml",
+        include_str!("../models/quality/checks.toml"),
+    ),
+    (
         "models/identity/dim_person.sql",
         include_str!("../models/identity/dim_person.sql"),
     ),

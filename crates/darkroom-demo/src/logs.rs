@@ -110,7 +110,8 @@ pub(crate) struct LogWriter<'a> {
     dir: &'a Path,
     tz: Tz,
     rng: ChaCha8Rng,
-    skew_ms: BTreeMap<&'static str, i64>,
+    /// Per host: how far its clock is off, and from when (UTC ms; `i64::MIN`: always).
+    skew_ms: BTreeMap<&'static str, (i64, i64)>,
     dead: Vec<(&'static str, i64, Option<NaiveDate>)>,
     loss: BTreeMap<NaiveDate, f64>,
     garble: BTreeMap<NaiveDate, f64>,
@@ -150,9 +151,12 @@ impl<'a> LogWriter<'a> {
         };
         for fault in faults {
             match fault {
-                Fault::ClockSkew { host, hours } => {
+                Fault::ClockSkew { host, hours, from } => {
                     if let Some(h) = host_name(host) {
-                        w.skew_ms.insert(h, hours * 3_600_000);
+                        let start = from.map_or(i64::MIN, |d| {
+                            local_ms(tz, d.and_time(chrono::NaiveTime::MIN))
+                        });
+                        w.skew_ms.insert(h, (hours * 3_600_000, start));
                     }
                 }
                 Fault::SenderDies { host, from, back } => {
@@ -195,7 +199,11 @@ impl<'a> LogWriter<'a> {
     /// Takes one line: decides its file (by the host's clock), or that it is lost.
     pub(crate) fn emit(&mut self, line: Line) {
         let host = line.src.hosts()[line.host];
-        let skew = self.skew_ms.get(host).copied().unwrap_or(0);
+        let skew = self
+            .skew_ms
+            .get(host)
+            .filter(|(_, from)| line.ts_ms >= *from)
+            .map_or(0, |(ms, _)| *ms);
         let written = line.ts_ms + skew;
         let mut file_date = self.local_date(written);
         let mut order = 1;

@@ -181,6 +181,7 @@ pub async fn run(
             plan_seconds: started.elapsed().as_secs_f64(),
         });
     }
+    let run_started_ms = chrono::Utc::now().timestamp_millis();
     let (guard, took_over) = lock::acquire(store, &options.kind, Arc::clone(&clock))?;
     if let Some(old) = &took_over {
         tracing::info!(pid = old.pid, host = %old.host, "took over a stale lock");
@@ -267,6 +268,30 @@ pub async fn run(
         &serde_json::json!({"stages": by_stage, "seconds": summary.seconds}),
         clock.now_ms(),
     )?;
+    // incidents and alerts: a failed run, and what the publish gate found
+    let failed: Vec<(String, String)> = store
+        .tasks(run_id, Some("failed"))?
+        .into_iter()
+        .map(|t| (t.task, t.error.unwrap_or_default()))
+        .collect();
+    let night = options.request.night();
+    match darkroom_quality::Gate::open(project) {
+        Ok(gate) => match gate
+            .after_run(warehouse, night, &failed, run_started_ms)
+            .await
+        {
+            Ok(report) if report.failed > 0 => {
+                tracing::warn!(
+                    failed = report.failed,
+                    "alerts not delivered: {}",
+                    report.errors.join("; ")
+                );
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!("cannot record the run's incidents: {e}"),
+        },
+        Err(e) => tracing::error!("cannot open the data-trust layer: {e}"),
+    }
     drop(guard);
     Ok(RunOutcome {
         run_id: Some(run_id),

@@ -11,7 +11,7 @@ use darkroom_storage::{Location, StorageSettings, Warehouse};
 use futures::future::BoxFuture;
 
 use crate::exec::{Runner, TaskError, TaskOutput};
-use crate::plan::{Plan, TaskKind, location_key};
+use crate::plan::{Plan, Planned, TaskKind, location_key};
 use crate::store::Store;
 use crate::{PipelineError, Result};
 
@@ -433,15 +433,63 @@ impl ProjectRunner {
                 tables.insert(name, v);
             }
         }
+        // the gate: the night's checks and monitors (and those of every date this run
+        // rebuilt) decide whether it may publish
+        let quality = |e: darkroom_quality::QualityError| TaskError::logic(e.to_string());
+        let gate = darkroom_quality::Gate::open(&self.project).map_err(quality)?;
+        let mut dates: Vec<NaiveDate> = plan
+            .tasks
+            .iter()
+            .filter(|t| {
+                t.stage == crate::plan::Stage::Ingest && matches!(t.planned, Planned::Run { .. })
+            })
+            .map(|t| t.date)
+            .collect();
+        dates.push(task.date);
+        let findings = gate
+            .evaluate(&self.warehouse, task.date, &dates)
+            .await
+            .map_err(quality)?;
+        let decision = gate.decide(task.date, &findings).map_err(quality)?;
+        if !decision.publish {
+            gate.blocked(&decision).map_err(quality)?;
+            return Err(TaskError::logic(decision.reason()));
+        }
         let snapshot = self
             .warehouse
-            .publish(task.date, &tables, &[], &task.id, &task.fingerprint)
+            .publish(
+                task.date,
+                &tables,
+                &decision.degraded,
+                &task.id,
+                &task.fingerprint,
+            )
             .await
             .map_err(err)?;
+        gate.published(task.date, snapshot.tables.len())
+            .map_err(quality)?;
+        let degraded = if decision.degraded.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; degraded dates: {}",
+                decision
+                    .degraded
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
         Ok(TaskOutput {
             rows_in: None,
             rows_out: Some(snapshot.tables.len() as u64),
-            note: Some(format!("{} tables published", snapshot.tables.len())),
+            note: Some(format!(
+                "{} tables published; {} of {} checks failing, none blocking{degraded}",
+                snapshot.tables.len(),
+                decision.failing,
+                decision.evaluated
+            )),
             incomplete: false,
         })
     }

@@ -188,6 +188,38 @@ pub enum Command {
         json: bool,
     },
 
+    /// Can the numbers be trusted? The latest night per table and metric, incidents, degraded dates.
+    ///
+    /// For the night (default: the latest checked): each table and metric as ok, degraded
+    /// (a check on it failed), failed (the run failed) or stale (the night is not published:
+    /// readers still see an older snapshot); every open incident with its evidence and the
+    /// events at stake; the dates published as degraded; alerts not delivered. Checks run
+    /// after every night (declared [[check]] and [[reconcile]] entries in models/**/*.toml,
+    /// and monitors learned from the ingest ledger); `error` failures block publishing.
+    /// With --notify: also the dead-man check ([pipeline] deadline passed and nothing
+    /// published: an incident and an alert, even if nothing ran) and a retry of alerts not
+    /// yet delivered; run it from cron when `darkroom schedule` is not running.
+    /// Exit code 3 when something needs a person.
+    Health {
+        /// The night to report on (YYYY-MM-DD).
+        #[arg(long)]
+        date: Option<NaiveDate>,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Run the dead-man check and send undelivered alerts first.
+        #[arg(long)]
+        notify: bool,
+        /// Evaluate the night's checks and monitors again first (over the latest table
+        /// versions), updating its incidents and alerting; nothing is published.
+        #[arg(long)]
+        recheck: bool,
+        /// With --notify: judge the deadline as of this instant (RFC 3339, e.g.
+        /// 2026-03-02T07:00:00Z) instead of now.
+        #[arg(long, value_name = "TIME", requires = "notify")]
+        as_of: Option<chrono::DateTime<chrono::Utc>>,
+    },
+
     /// A metric as the project defines it, by day, week or month, sliced by its dimensions.
     ///
     /// Metrics are declared once in models/**/*.toml ([[metric]]: kind, table, filter,

@@ -32,6 +32,13 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Backfill(args) => crate::pipeline::backfill(explicit, args).await,
         Command::Schedule { runs, json } => crate::pipeline::schedule(explicit, runs, json).await,
         Command::Status { json } => crate::pipeline::status(explicit, json),
+        Command::Health {
+            date,
+            json,
+            notify,
+            recheck,
+            as_of,
+        } => crate::health::health(explicit, date, json, notify, recheck, as_of).await,
         Command::Maintain { json } => crate::pipeline::maintain(explicit, json).await,
         Command::Metric(args) => crate::analytics::metric(explicit, args).await,
         Command::Funnel(args) => crate::analytics::funnel(explicit, args).await,
@@ -70,6 +77,8 @@ fn validate(explicit: Option<&std::path::Path>, json: bool) -> Result<u8> {
                 problems.push(x.clone());
             }
         }
+        // checks and reconciliations (models/**/*.toml)
+        darkroom_quality::defs::QualityDefs::check(&project.root, &mut problems);
     }
     problems.sort();
     if json {

@@ -5,6 +5,7 @@ mod analytics;
 mod cli;
 mod commands;
 mod demo_db;
+mod health;
 mod models;
 mod output;
 mod pipeline;

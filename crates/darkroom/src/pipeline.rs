@@ -610,6 +610,23 @@ pub async fn maintain(explicit: Option<&Path>, json: bool) -> Result<u8> {
 
 /// `darkroom schedule`: fire the nightly run (and maintenance) on their cron schedules,
 /// forever (or `runs` times).
+/// The next `[pipeline] deadline` instant after `now` (a minute past it, so the night is
+/// due when checked).
+fn next_deadline(
+    project: &darkroom_config::Project,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    use chrono::TimeZone as _;
+    let time = project.pipeline.deadline_time()?;
+    let tz = project.timezone();
+    let today = now.with_timezone(&tz).date_naive();
+    [today, today.succ_opt()?]
+        .into_iter()
+        .filter_map(|d| tz.from_local_datetime(&d.and_time(time)).earliest())
+        .map(|t| t.with_timezone(&chrono::Utc) + chrono::Duration::minutes(1))
+        .find(|t| *t > now)
+}
+
 pub async fn schedule(explicit: Option<&Path>, runs: Option<usize>, json: bool) -> Result<u8> {
     let project = project::load(explicit)?;
     let tz = project.timezone();
@@ -626,6 +643,27 @@ pub async fn schedule(explicit: Option<&Path>, runs: Option<usize>, json: bool) 
         else {
             anyhow::bail!("the schedule never fires again");
         };
+        // the dead-man check fires at the deadline whether or not a run happened
+        if let Some(due) = next_deadline(&project, now)
+            && due < run_at.min(maintain_at)
+        {
+            eprintln!(
+                "darkroom schedule: next dead-man check at {}",
+                due.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z")
+            );
+            clock.sleep((due - now).to_std().unwrap_or_default()).await;
+            match darkroom_quality::Gate::open(&project) {
+                Ok(gate) => match gate.deadman(clock.now()).await {
+                    Ok((Some(night), _)) => {
+                        eprintln!("darkroom schedule: night {night} missed its deadline: alerted")
+                    }
+                    Ok((None, _)) => {}
+                    Err(e) => eprintln!("darkroom schedule: dead-man check: {e}"),
+                },
+                Err(e) => eprintln!("darkroom schedule: dead-man check: {e}"),
+            }
+            continue;
+        }
         let (at, is_run) = if run_at <= maintain_at {
             (run_at, true)
         } else {

@@ -15,3 +15,4 @@ mod pipeline;
 mod project_files;
 mod query;
 mod s3;
+mod trust;
