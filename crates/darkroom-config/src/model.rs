@@ -225,6 +225,9 @@ pub enum NestedMode {
 #[derive(Debug, Clone)]
 pub struct NginxSourceConfig {
     pub format: Spanned<String>,
+    /// Formats tried in order when a line does not match `format` (e.g. after a logging
+    /// change): the same variables in the same order; the time may be written another way.
+    pub also_formats: Vec<Spanned<String>>,
     pub client_ip: ClientIp,
 }
 
@@ -305,6 +308,8 @@ struct RawNginx {
     late_days: u32,
     #[serde(default = "default_format")]
     format: Spanned<String>,
+    #[serde(default)]
+    also_formats: Vec<Spanned<String>>,
     #[serde(default)]
     client_ip: Option<Spanned<String>>,
     #[serde(default)]
@@ -673,6 +678,7 @@ fn convert_source(
                 },
                 kind: SourceKind::Nginx(NginxSourceConfig {
                     format: n.format,
+                    also_formats: n.also_formats,
                     client_ip,
                 }),
                 span,

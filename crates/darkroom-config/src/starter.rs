@@ -39,6 +39,16 @@ schedule = "30 2 * * *"
 # retries = 3               # retries of transient errors (connection refused, timeouts)
 # lookback_days = 7         # how far back each run looks for late log files
 
+# Where incidents go: after every night the checks (models/**/*.toml [[check]] and
+# [[reconcile]], plus monitors that need no configuration) decide whether the night is
+# published; what fails becomes one incident per date, alerted once, followed up when it
+# resolves. See `darkroom health`.
+# [alerts]
+# repeat_hours = 24         # an open incident is sent again no sooner than this
+# [[alerts.channels]]
+# kind = "slack"            # slack | webhook | email
+# url = "${SLACK_WEBHOOK_URL}"
+
 # ---------------------------------------------------------------------------------------------
 # Log sources. Each becomes the table raw_<name>, partitioned by the file's date (file_date);
 # lines that do not parse are kept byte for byte in _quarantine_<name>, and _ingest_ledger

@@ -68,7 +68,7 @@ date_format = "%Q"
 fields = { user = "uuid" }
 secret = "${NOT_SET_ANYWHERE}"
 
-[alerts]
+[alertz]
 "#;
     let err = load(text).unwrap_err();
     let lines: Vec<&str> = err.lines().collect();
@@ -80,7 +80,8 @@ secret = "${NOT_SET_ANYWHERE}"
     // interpolation error names the variable
     assert!(err.contains("NOT_SET_ANYWHERE"), "{err}");
     // unknown section
-    assert!(err.contains("unknown section `alerts`"), "{err}");
+    // ([alerts] is a section now: a misspelling is not)
+    assert!(err.contains("unknown section `alertz`"), "{err}");
     // unknown kind names the choices
     assert!(err.contains("carrier_pigeon"), "{err}");
     assert!(err.contains(":20:"), "kind error on line 20: {err}");

@@ -169,7 +169,8 @@ pub async fn send_pending(store: &QualityStore, config: &AlertsConfig) -> Result
         let mut wait = Duration::from_secs_f64(config.retry_seconds.max(0.0));
         let mut last_error = String::new();
         let mut sent = false;
-        for attempt in 0..config.attempts.max(1) {
+        let attempts = config.attempts.max(1);
+        for attempt in 0..attempts {
             if attempt > 0 {
                 tokio::time::sleep(wait).await;
                 wait *= 2;
@@ -182,14 +183,19 @@ pub async fn send_pending(store: &QualityStore, config: &AlertsConfig) -> Result
                 }
                 Err(e) => {
                     last_error = e;
-                    store.record_attempt(d.id, "pending", Some(&last_error), now_ms())?;
+                    // the last attempt of this run leaves it failed: the next run tries again
+                    let status = if attempt + 1 == attempts {
+                        "failed"
+                    } else {
+                        "pending"
+                    };
+                    store.record_attempt(d.id, status, Some(&last_error), now_ms())?;
                 }
             }
         }
         if sent {
             report.sent += 1;
         } else {
-            store.record_attempt(d.id, "failed", Some(&last_error), now_ms())?;
             tracing::warn!(channel = %d.channel, error = %last_error, "alert not delivered; the next run tries again");
             report.failed += 1;
             report.errors.push(format!("{}: {last_error}", d.channel));

@@ -77,7 +77,17 @@ pub fn build_parser(source: &SourceConfig, timezone: chrono_tz::Tz) -> Result<Bo
                 ip_policy: ip_policy(&n.client_ip),
                 ..ParseOptions::default()
             };
-            Ok(Box::new(NginxParser::new(format, options)))
+            let mut alternates = Vec::new();
+            for f in &n.also_formats {
+                alternates.push(
+                    NginxFormat::from_name_or_format(f.get_ref())
+                        .map_err(|e| invalid(format!("also_formats: {e}")))?,
+                );
+            }
+            let parser = NginxParser::new(format, options)
+                .with_alternates(alternates)
+                .map_err(|e| invalid(format!("also_formats: {e}")))?;
+            Ok(Box::new(parser))
         }
         SourceKind::Jsonl(j) => {
             let options = jsonl_options(j).map_err(invalid)?;
@@ -98,8 +108,30 @@ pub fn validate(project: &Project) -> Diagnostics {
     for source in &project.sources {
         match &source.kind {
             SourceKind::Nginx(n) => {
-                if let Err(e) = NginxFormat::from_name_or_format(n.format.get_ref()) {
-                    diags.push(project.file.error(n.format.span(), format!("format: {e}")));
+                let main = match NginxFormat::from_name_or_format(n.format.get_ref()) {
+                    Ok(f) => Some(f),
+                    Err(e) => {
+                        diags.push(project.file.error(n.format.span(), format!("format: {e}")));
+                        None
+                    }
+                };
+                for alt in &n.also_formats {
+                    match NginxFormat::from_name_or_format(alt.get_ref()) {
+                        Err(e) => {
+                            diags.push(project.file.error(alt.span(), format!("also_formats: {e}")))
+                        }
+                        Ok(f) => {
+                            if let Some(main) = &main
+                                && let Err(e) =
+                                    NginxParser::new(main.clone(), ParseOptions::default())
+                                        .with_alternates(vec![f])
+                            {
+                                diags.push(
+                                    project.file.error(alt.span(), format!("also_formats: {e}")),
+                                );
+                            }
+                        }
+                    }
                 }
             }
             SourceKind::Jsonl(j) => {

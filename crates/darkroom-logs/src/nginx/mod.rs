@@ -36,6 +36,9 @@ use crate::{LineError, LogParser, ParseOptions};
 /// Parses lines of one [`NginxFormat`] into Arrow columns.
 pub struct NginxParser {
     format: NginxFormat,
+    /// Formats a line that does not match `format` is tried against, in order (a logging
+    /// change that writes some lines differently); each gives the same columns.
+    alternates: Vec<NginxFormat>,
     schema: SchemaRef,
     columns: Columns,
     /// For each field, its index among the columns of its type.
@@ -74,7 +77,20 @@ impl NginxParser {
             scratch: String::new(),
             unescaped: Vec::new(),
             format,
+            alternates: Vec::new(),
         }
+    }
+
+    /// Also accept lines in these formats (tried in order when a line does not match the
+    /// main one). Each must give the same columns as the main format: the same variables in
+    /// the same order, where the time may be written another way (`$time_iso8601` for
+    /// `$time_local`) and the literal text between them may differ.
+    pub fn with_alternates(mut self, alternates: Vec<NginxFormat>) -> Result<Self, String> {
+        for a in &alternates {
+            check_alternate(&self.format, a)?;
+        }
+        self.alternates = alternates;
+        Ok(self)
     }
 
     /// The format this parser reads.
@@ -82,14 +98,48 @@ impl NginxParser {
         &self.format
     }
 
-    /// Phase one: find and type every field, leaving the values pending in `columns`.
+    /// Phase one with the main format, then each alternate: the first that reads the line
+    /// wins; when none does, the main format's error is the one reported.
     fn read_fields(&mut self, ctx: &LineCtx<'_>) -> Result<(), LineError> {
+        let mut state = Phase {
+            slots: &self.slots,
+            columns: &mut self.columns,
+            clock: &mut self.clock,
+            ip: &mut self.ip,
+            scratch: &mut self.scratch,
+            unescaped: &mut self.unescaped,
+        };
+        let first = state.read(&self.format, ctx);
+        if first.is_err() {
+            for alternate in &self.alternates {
+                if state.read(alternate, ctx).is_ok() {
+                    return Ok(());
+                }
+            }
+        }
+        first
+    }
+}
+
+/// The state phase one writes into.
+struct Phase<'p> {
+    slots: &'p [usize],
+    columns: &'p mut Columns,
+    clock: &'p mut Clock,
+    ip: &'p mut IpMasker,
+    scratch: &'p mut String,
+    unescaped: &'p mut Vec<u8>,
+}
+
+impl Phase<'_> {
+    /// Find and type every field of `format`, leaving the values pending in `columns`.
+    fn read(&mut self, format: &NginxFormat, ctx: &LineCtx<'_>) -> Result<(), LineError> {
         let line = ctx.line;
         self.scratch.clear();
-        let prefix = self.format.prefix.as_slice();
+        let prefix = format.prefix.as_slice();
         if !starts_with(line, prefix) {
             let at = line.iter().zip(prefix).take_while(|(a, b)| a == b).count();
-            let first = self.format.fields.first().map(|f| f.var.as_str());
+            let first = format.fields.first().map(|f| f.var.as_str());
             return Err(LineError::at(
                 at,
                 first,
@@ -102,7 +152,7 @@ impl NginxParser {
             ));
         }
         let mut pos = prefix.len();
-        for (spec, &slot) in self.format.fields.iter().zip(&self.slots) {
+        for (spec, &slot) in format.fields.iter().zip(self.slots) {
             let end = field_end(line, pos, spec, ctx.escapes)?;
             let field = Field {
                 ctx,
@@ -112,15 +162,42 @@ impl NginxParser {
             };
             field.read(
                 slot,
-                &mut self.columns,
-                &mut self.clock,
-                &mut self.ip,
-                &mut self.scratch,
-                &mut self.unescaped,
+                self.columns,
+                self.clock,
+                self.ip,
+                self.scratch,
+                self.unescaped,
             )?;
             pos = end + spec.term.bytes.len();
         }
         Ok(())
+    }
+}
+
+/// An alternate format must fill the same columns through the same slots.
+fn check_alternate(main: &NginxFormat, alternate: &NginxFormat) -> Result<(), String> {
+    let same_kinds = main.fields.len() == alternate.fields.len()
+        && main.fields.iter().zip(&alternate.fields).all(|(a, b)| {
+            let time = |k: Kind| matches!(k, Kind::Time(_));
+            (a.var == b.var || (time(a.kind) && time(b.kind)))
+                && std::mem::discriminant(&a.kind) == std::mem::discriminant(&b.kind)
+        });
+    if same_kinds && main.schema() == alternate.schema() {
+        Ok(())
+    } else {
+        let vars = |f: &NginxFormat| {
+            f.fields
+                .iter()
+                .map(|x| format!("${}", x.var))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        Err(format!(
+            "an alternate format must log the same variables in the same order as the main \
+             one (the time may be $time_local or $time_iso8601): main has {}, alternate has {}",
+            vars(main),
+            vars(alternate)
+        ))
     }
 }
 

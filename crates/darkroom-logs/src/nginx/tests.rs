@@ -603,3 +603,46 @@ fn render_combined(b: &RecordBatch, row: usize) -> String {
         escaped(text("http_user_agent")),
     )
 }
+
+#[test]
+fn alternate_formats_read_what_the_main_one_cannot() {
+    let main = NginxFormat::from_name_or_format(COMBINED).unwrap();
+    let iso = NginxFormat::from_name_or_format(&COMBINED.replace("$time_local", "$time_iso8601"))
+        .unwrap();
+    let mut p = NginxParser::new(main.clone(), ParseOptions::default())
+        .with_alternates(vec![iso])
+        .unwrap();
+    let iso_line = LINE.replace("10/Oct/2000:13:55:36 -0700", "2000-10-10T20:55:36+00:00");
+    p.push_line(LINE.as_bytes(), 1).unwrap();
+    p.push_line(iso_line.as_bytes(), 2).unwrap();
+    // a line neither reads: the main format's error
+    let err = p.push_line(b"garbage", 3).unwrap_err();
+    assert_eq!(err.field.as_deref(), Some("remote_addr"), "{err}");
+    assert!(
+        err.reason.contains("expected ' - ' after $remote_addr"),
+        "{err}"
+    );
+    let batch = p.finish_batch().unwrap();
+    assert_eq!(batch.num_rows(), 2);
+    let ts = batch
+        .column_by_name("event_ts")
+        .unwrap()
+        .as_primitive::<TimestampMicrosecondType>();
+    // the same instant, written two ways
+    assert_eq!(ts.value(0), ts.value(1));
+    let status = batch
+        .column_by_name("status")
+        .unwrap()
+        .as_primitive::<Int32Type>();
+    assert_eq!(status.value(1), 200);
+    // an alternate that logs other variables is refused, naming both
+    let other = NginxFormat::from_name_or_format("$remote_addr [$time_local] $status").unwrap();
+    let err = NginxParser::new(main, ParseOptions::default())
+        .with_alternates(vec![other])
+        .err()
+        .unwrap();
+    assert!(
+        err.contains("same variables") && err.contains("$status"),
+        "{err}"
+    );
+}
