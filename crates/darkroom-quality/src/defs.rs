@@ -230,7 +230,7 @@ impl QualityDefs {
     /// Load, adding every problem to `diags` (for `darkroom validate`).
     pub fn check(project_root: &Path, diags: &mut Diagnostics) -> Self {
         let mut sources = Vec::new();
-        for path in definition_files(project_root) {
+        for path in darkroom_analytics::defs::definition_files(project_root) {
             match std::fs::read_to_string(&path) {
                 Ok(text) => sources.push(SourceFile::new(path, text)),
                 Err(e) => diags.push(Diagnostic::without_location(
@@ -302,29 +302,6 @@ impl QualityDefs {
         }
         out
     }
-}
-
-/// Every definitions file of a project: `models/**/*.toml` except a model's own settings.
-fn definition_files(root: &Path) -> Vec<PathBuf> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for e in entries.flatten() {
-            let path = e.path();
-            if path.is_dir() {
-                walk(&path, out);
-            } else if path.extension().is_some_and(|x| x == "toml")
-                && !path.with_extension("sql").is_file()
-            {
-                out.push(path);
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(&root.join("models"), &mut out);
-    out.sort();
-    out
 }
 
 fn severity(
