@@ -29,6 +29,20 @@ use crate::{Models, snapshot, template_error};
 /// chunks of this many days, one commit each.
 pub const MAX_RANGE_DAYS: u64 = 31;
 
+/// Whether an incremental model's template computes every date from `date_from` to
+/// `date_to` in one query: it names them, or it selects its rows with the helpers that span
+/// them (`in_dates`, `run_start_utc`, `run_end_utc`) and not with `run_date`, which is one
+/// date (the last). Otherwise it is built date by date.
+fn computes_a_range(template: &str) -> bool {
+    let names = |w: &str| template.contains(w);
+    names("date_from")
+        || names("date_to")
+        || (["in_dates", "run_start_utc", "run_end_utc"]
+            .iter()
+            .any(|w| names(w))
+            && !names("run_date"))
+}
+
 /// What to build.
 #[derive(Debug, Clone, Default)]
 pub struct BuildOptions {
@@ -452,7 +466,7 @@ async fn build_one(
                 }
             };
             let text = &model.source.text;
-            let by_range = text.contains("date_from") || text.contains("date_to");
+            let by_range = computes_a_range(text);
             // earlier dates to rebuild as well: named upstream, or by this model's own
             // rebuild_dates query (which reads upstream tables, already built)
             let outside = |d: &NaiveDate| !dates.contains(d);

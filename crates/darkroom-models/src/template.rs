@@ -9,7 +9,8 @@
 //! - `{{ config(materialized='incremental', ...) }}` — the model's settings (renders nothing);
 //! - `date_from` and `date_to`: the dates an incremental model computes (both the run date
 //!   on a nightly run; a range on a backfill, built in one query and one commit). A model
-//!   whose template never names them is built one date at a time with `run_date`;
+//!   whose template never names them, nor selects with `in_dates`, `run_start_utc` or
+//!   `run_end_utc` (which span them) without `run_date`, is built one date at a time;
 //! - `run_date` (= `date_to`), `prev_date` (`date_from` - 1), `next_date` (`date_to` + 1),
 //!   `late_date` (`date_to` + `late_days`) as `YYYY-MM-DD`, `late_days`, `timezone`, and
 //!   `run_start_utc` / `run_end_utc` (the bounds of those dates in the project time zone, as
