@@ -385,6 +385,17 @@ fn daily_series(
     out
 }
 
+/// The named hosts of a source, when there are at least two to compare with each other.
+fn peer_hosts<'a>(data: &'a LedgerData, source: &str) -> Option<Vec<&'a String>> {
+    let hosts: Vec<&String> = data
+        .hosts
+        .get(source)?
+        .iter()
+        .filter(|h| !h.is_empty())
+        .collect();
+    (hosts.len() >= 2).then_some(hosts)
+}
+
 fn volume_hosts(
     data: &LedgerData,
     s: &SourceInfo,
@@ -392,13 +403,9 @@ fn volume_hosts(
     tz: Tz,
     flagged: &Flagged,
 ) -> Vec<Finding> {
-    let Some(hosts) = data.hosts.get(&s.name) else {
-        return Vec::new();
-    };
-    let hosts: Vec<&String> = hosts.iter().filter(|h| !h.is_empty()).collect();
-    if hosts.len() < 2 {
+    let Some(hosts) = peer_hosts(data, &s.name) else {
         return Vec::new(); // one host has no peers; the daily volume covers it
-    }
+    };
     let source_daily = daily_series(data, &s.name, None, tz);
     let hours = hours_of(date, tz);
     let series = host_series(data, &s.name);
@@ -808,13 +815,9 @@ fn clock_skew(
     tz: Tz,
     flagged: &Flagged,
 ) -> Vec<Finding> {
-    let Some(hosts) = data.hosts.get(&s.name) else {
+    let Some(hosts) = peer_hosts(data, &s.name) else {
         return Vec::new();
     };
-    let hosts: Vec<&String> = hosts.iter().filter(|h| !h.is_empty()).collect();
-    if hosts.len() < 2 {
-        return Vec::new();
-    }
     let mut out = Vec::new();
     for host in hosts.iter().copied() {
         let id = format!("clock_skew:{}:{host}", s.name);

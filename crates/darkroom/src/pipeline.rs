@@ -608,8 +608,6 @@ pub async fn maintain(explicit: Option<&Path>, json: bool) -> Result<u8> {
     Ok(exit::OK)
 }
 
-/// `darkroom schedule`: fire the nightly run (and maintenance) on their cron schedules,
-/// forever (or `runs` times).
 /// The next `[pipeline] deadline` instant after `now` (a minute past it, so the night is
 /// due when checked).
 fn next_deadline(
@@ -627,6 +625,9 @@ fn next_deadline(
         .find(|t| *t > now)
 }
 
+/// `darkroom schedule`: fire the nightly run (and maintenance) on their cron schedules,
+/// forever (or `runs` times), and the dead-man check at `[pipeline] deadline` whether or not
+/// a run happened.
 pub async fn schedule(explicit: Option<&Path>, runs: Option<usize>, json: bool) -> Result<u8> {
     let project = project::load(explicit)?;
     let tz = project.timezone();

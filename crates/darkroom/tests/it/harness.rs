@@ -1,8 +1,10 @@
 //! A temporary project and a way to run the binary in it.
 
-use std::io::Write;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
@@ -189,4 +191,52 @@ pub fn nginx_line(i: usize, date: &str, demo: bool) -> String {
 
 pub fn lines(n: usize, date: &str, demo: bool) -> String {
     (0..n).map(|i| nginx_line(i, date, demo) + "\n").collect()
+}
+
+/// A webhook receiver: every POST body, parsed.
+pub struct Hook {
+    pub url: String,
+    bodies: Arc<Mutex<Vec<Value>>>,
+}
+
+impl Hook {
+    pub fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&bodies);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut length = 0usize;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        break;
+                    }
+                    let lower = line.to_ascii_lowercase();
+                    if let Some(v) = lower.strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                }
+                let mut body = vec![0u8; length];
+                let _ = reader.read_exact(&mut body);
+                if let Ok(v) = serde_json::from_slice(&body) {
+                    sink.lock().unwrap().push(v);
+                }
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                );
+            }
+        });
+        Self { url, bodies }
+    }
+
+    pub fn take(&self) -> Vec<Value> {
+        std::mem::take(&mut *self.bodies.lock().unwrap())
+    }
 }

@@ -465,3 +465,64 @@ fn a_missed_deadline_is_reported_when_nothing_ran_at_all() {
         out.stderr
     );
 }
+
+#[test]
+fn the_schedule_wakes_at_the_deadline_and_alerts_when_no_night_was_published() {
+    // Nothing has ever run; the nightly run is months away; the deadline is this minute (local
+    // time): `darkroom schedule` wakes a minute past it, finds last night unpublished and
+    // alerts, without a run.
+    let hook = crate::harness::Hook::start();
+    let tz: chrono_tz::Tz = "America/Toronto".parse().unwrap();
+    let now = chrono::Utc::now().with_timezone(&tz);
+    let p = TestProject::nginx(
+        "combined",
+        &format!(
+            "\n[pipeline]\ndeadline = \"{}\"\nschedule = \"0 12 1 1 *\"\n\n[alerts]\nretry_seconds = 0\n\n\
+             [[alerts.channels]]\nname = \"test-hook\"\nkind = \"webhook\"\nurl = \"{}\"\n",
+            now.format("%H:%M"),
+            hook.url
+        ),
+    );
+    let mut child = p
+        .command(&["schedule"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let alerts = loop {
+        let got = hook.take();
+        if !got.is_empty() || started.elapsed() > Duration::from_secs(150) {
+            break got;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let woke = chrono::Utc::now().with_timezone(&tz).date_naive();
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(alerts.len(), 1, "{alerts:?}\n{stderr}");
+    let alert = &alerts[0];
+    let night = woke.pred_opt().unwrap().to_string();
+    assert_eq!(alert["event"], "open", "{alert}");
+    assert_eq!(alert["date"], night.as_str(), "{alert}");
+    let deadline = alert["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == "deadline")
+        .unwrap_or_else(|| panic!("no deadline finding: {alert}"));
+    assert_eq!(deadline["severity"], "error", "{deadline}");
+    assert!(
+        deadline["message"]
+            .as_str()
+            .unwrap()
+            .contains("is not published"),
+        "{deadline}"
+    );
+    assert!(stderr.contains("next dead-man check at"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("night {night} missed its deadline: alerted")),
+        "{stderr}"
+    );
+}
