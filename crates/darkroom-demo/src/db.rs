@@ -319,9 +319,12 @@ fn drift(db: &Connection, change: Drift, world: &World) -> Result<serde_json::Va
         }
         Drift::Type => {
             // SQLite cannot change a column's type in place: rebuild the table, as a
-            // migration tool would, with width as text ('6000px').
+            // migration tool would, with width as text ('6000px'). Foreign keys are off
+            // meanwhile (SQLite's own recipe): dropping the old table must not count as
+            // deleting the photos that likes, comments and sales point at.
             db.execute_batch(
-                "BEGIN;
+                "PRAGMA foreign_keys = OFF;
+                 BEGIN;
                  CREATE TABLE photos_new (
                    id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users(id),
                    title TEXT, width TEXT NOT NULL, height INTEGER NOT NULL, camera TEXT,
@@ -330,7 +333,8 @@ fn drift(db: &Connection, change: Drift, world: &World) -> Result<serde_json::Va
                    created_at, updated_at, deleted_at FROM photos;
                  DROP TABLE photos;
                  ALTER TABLE photos_new RENAME TO photos;
-                 COMMIT;",
+                 COMMIT;
+                 PRAGMA foreign_keys = ON;",
             )
             .map_err(sql_error)?;
             json!({ "change": "type", "table": "photos", "column": "width",

@@ -477,6 +477,22 @@ fn seed_acceptance(seed: u64) {
         "seed {seed}: no alert naming the column: {alert}"
     );
 
+    // a retyped column (photos.width turned into text): the extract refuses it, the night
+    // fails and the alert names the column
+    let (p, _) = base.with_fault(&["schema-drift:change=type"], &hook);
+    assert_ne!(
+        night(p.path(), FAULT).code,
+        Some(0),
+        "seed {seed}: a retyped column published"
+    );
+    let alert = only_opens_for(&hook.take(), FAULT, "schema-drift type");
+    assert!(
+        findings(&alert)
+            .iter()
+            .any(|f| f["message"].as_str().unwrap().contains("`width`")),
+        "seed {seed}: no alert naming the retyped column: {alert}"
+    );
+
     // ---- one web host's clock five hours ahead from the fault day ----
     // On its first day the skew only empties the host's first five hours (quiet night hours
     // of a bursty web host): the hourly shape gives it away once a whole day is shifted, so
