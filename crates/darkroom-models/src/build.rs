@@ -827,3 +827,32 @@ async fn count_unknown_keys(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::computes_a_range;
+
+    #[test]
+    fn a_template_computes_a_range_when_it_selects_by_the_range_and_not_by_run_date() {
+        // names the range
+        assert!(computes_a_range(
+            "WHERE event_date BETWEEN DATE '{{ date_from }}' AND DATE '{{ date_to }}'"
+        ));
+        // selects with the helpers that span it (the demo's fct_events)
+        assert!(computes_a_range(
+            "WHERE {{ in_dates('created_at') }} AND d BETWEEN '{{ prev_date }}' AND '{{ next_date }}'"
+        ));
+        assert!(computes_a_range(
+            "WHERE ts >= TIMESTAMP '{{ run_start_utc }}' AND ts < TIMESTAMP '{{ run_end_utc }}'"
+        ));
+        // one date: run_date, even beside a helper
+        assert!(!computes_a_range(
+            "WHERE event_date = DATE '{{ run_date }}'"
+        ));
+        assert!(!computes_a_range(
+            "WHERE {{ in_dates('a') }} AND event_date = DATE '{{ run_date }}'"
+        ));
+        // no date at all
+        assert!(!computes_a_range("SELECT * FROM {{ ref('x') }}"));
+    }
+}
