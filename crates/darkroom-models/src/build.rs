@@ -520,8 +520,8 @@ async fn build_one(
                         .replace_date_range(RangeWrite {
                             table: model.name.clone(),
                             partition_column: column.clone(),
-                            from: a,
-                            to: b,
+                            fixed: Vec::new(),
+                            dates: RangeWrite::days(a, b),
                             schema,
                             input: stream,
                             task_prefix: format!("build/{name}"),
@@ -531,6 +531,7 @@ async fn build_one(
                                 .take_while(|d| *d <= b)
                                 .filter_map(|d| own(d).map(|f| (d, f)))
                                 .collect(),
+                            plain_columns: Vec::new(),
                         })
                         .await
                 } else {

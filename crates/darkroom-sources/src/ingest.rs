@@ -1,7 +1,8 @@
-//! Ingesting one (source, file_date): find the files, recognise duplicates, parse every line,
+//! Ingesting (source, file_date)s: find the files, recognise duplicates, parse every line,
 //! and write three tables — `raw_<source>` (parsed rows), `_quarantine_<source>` (lines that did
-//! not parse, byte-exact) and `_ingest_ledger` (what was read) — each by replacing exactly that
-//! date's partition.
+//! not parse, byte-exact) and `_ingest_ledger` (what was read) — each by replacing exactly the
+//! dates ingested. Several dates are ingested as one batch: one pass over their files and one
+//! commit per table, which records each date complete on its own.
 //!
 //! Parsing runs on its own thread and streams batches to the two table writers through bounded
 //! channels, so memory stays bounded whatever the file size. A writer only commits after the
@@ -11,8 +12,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use arrow::array::{Array, ArrayRef, AsArray, Date32Array, RecordBatch, StringArray};
@@ -20,7 +21,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimestampMicrosecondT
 use chrono::NaiveDate;
 use darkroom_config::{Project, SourceConfig};
 use darkroom_logs::{LineReader, LogParser};
-use darkroom_storage::{Fingerprint, PartitionWrite, Warehouse};
+use darkroom_storage::{RangeWrite, Warehouse};
 use datafusion::common::ScalarValue;
 use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
@@ -105,6 +106,7 @@ pub struct IngestReport {
     pub quarantine_version: Option<u64>,
     pub ledger_version: u64,
     pub fingerprint: String,
+    /// Seconds the ingest took: the date's share when it was ingested in a batch of dates.
     pub seconds: f64,
 }
 
@@ -120,159 +122,357 @@ pub async fn ingest_date(
     source: &SourceConfig,
     date: NaiveDate,
 ) -> Result<IngestReport> {
-    let started = Instant::now();
-    let name = source.name().to_string();
-    let template = PathTemplate::new(
-        source.files.path.get_ref(),
-        source.files.date_format.get_ref(),
-    );
-    let found = find_files(ctx, &template, date).await?;
-    let listing = listing_of(&fingerprint_base(source, ctx.project), &found);
-    let history = ledger::history(ctx.warehouse, &name, date).await?;
-
-    // Expected hosts: configured ones and those seen in the week before.
-    let found_hosts: BTreeSet<&str> = found.iter().map(|f| f.host.as_str()).collect();
-    let mut missing = Vec::new();
-    let expected: BTreeSet<&str> = source
-        .files
-        .hosts
-        .iter()
-        .map(String::as_str)
-        .chain(history.recent_hosts.iter().map(String::as_str))
-        .collect();
-    if found.is_empty() {
-        missing.push(Missing {
-            host: None,
-            expected_path: display_pattern(ctx.project, &template, date, None),
-        });
-    }
-    for host in expected.difference(&found_hosts) {
-        missing.push(Missing {
-            host: Some((*host).to_string()),
-            expected_path: display_pattern(ctx.project, &template, date, Some(host)),
-        });
-    }
-
-    // Fetch remote files and recognise duplicates. A duplicate has the size of another file
-    // (found now, or loaded on another date): only such files are hashed before parsing; the
-    // rest are hashed by the reader that parses them.
-    let spool = tempfile::tempdir().map_err(|e| SourceError::io(Path::new("<tmp>"), e))?;
-    let mut local = Vec::new();
-    for f in found {
-        local.push(localize(f, spool.path()).await?);
-    }
-    let mut size_count: BTreeMap<u64, usize> = BTreeMap::new();
-    for f in &local {
-        *size_count.entry(f.size).or_default() += 1;
-    }
-    let mut files = Vec::new();
-    let mut reports = Vec::new();
-    let mut seen: BTreeMap<String, String> = BTreeMap::new();
-    for mut f in local {
-        let possible_duplicate = f.size > 0
-            && (size_count.get(&f.size).is_some_and(|n| *n > 1) || history.sizes.contains(&f.size));
-        if !possible_duplicate {
-            files.push(f);
-            continue;
-        }
-        f.checksum_now().await?;
-        let checksum = f.checksum.clone().unwrap_or_default();
-        let path = f.found.location.display();
-        let duplicate_of = seen.get(&checksum).cloned().or_else(|| {
-            history
-                .checksums
-                .get(&checksum)
-                .map(|(d, p)| format!("{p} (file_date {d})"))
-        });
-        if let Some(original) = duplicate_of {
-            reports.push(FileReport {
-                host: f.found.host.clone(),
-                path,
-                size: f.size,
-                checksum,
-                status: "duplicate".into(),
-                detail: Some(format!("same bytes as {original}; not counted again")),
-                counts: Counts::default(),
-            });
-            continue;
-        }
-        seen.insert(checksum, path);
-        files.push(f);
-    }
-
-    let days = date_to_days(date);
-    let mut raw_version = None;
-    let mut quarantine_version = None;
-    let mut hours = BTreeMap::new();
-    let fingerprint = if files.is_empty() {
-        listing
-    } else {
-        let parser = parsers::build_parser(source, ctx.project.timezone())?;
-        let (outcome, versions) =
-            parse_and_write(ctx, source, date, days, listing, parser, files).await?;
-        raw_version = Some(versions.0);
-        quarantine_version = Some(versions.1);
-        reports.extend(outcome.files);
-        hours = outcome.hours;
-        outcome.fingerprint
-    };
-    reports.sort_by(|a, b| (&a.host, &a.path).cmp(&(&b.host, &b.path)));
-    // The ledger is written last: an ingest is done when its ledger commit exists.
-    let ledger_records = build_ledger(&reports, &hours, &missing);
-    let ledger_version = write_ledger(ctx, &name, date, &fingerprint, &ledger_records).await?;
-    Ok(finish_report(
-        source,
-        date,
-        reports,
-        missing,
-        raw_version,
-        quarantine_version,
-        ledger_version,
-        fingerprint,
-        started,
-    ))
+    let found = find_files(ctx, &template_of(source), date).await?;
+    let mut reports = ingest_batch(ctx, source, vec![(date, found)]).await?;
+    reports
+        .pop()
+        .ok_or_else(|| SourceError::Internal(format!("the ingest of {date} made no report")))
 }
 
-#[allow(clippy::too_many_arguments)]
-fn finish_report(
+/// At most this many dates are ingested in one batch (one commit per table).
+const BATCH_DATES: usize = 31;
+/// A batch also stops growing once its files hold this many bytes: every date of a batch
+/// keeps a Parquet writer open until the batch ends.
+const BATCH_BYTES: u64 = 1 << 30;
+
+/// Ingest several dates of one source, as if one at a time in date order, but a batch of
+/// dates at once: one pass over their files and one commit per table for the batch, where one
+/// date at a time makes three commits per date. `done` gets each date's outcome as its batch
+/// ends. A batch that fails is ingested again one date at a time, so an error stops only its
+/// own date.
+///
+/// Within a batch, a file with the bytes of a file of an earlier date is a duplicate of it,
+/// and a host with a file on one of the 7 dates before is expected, just as when the earlier
+/// dates were ingested first.
+pub async fn ingest_dates(
+    ctx: &IngestContext<'_>,
     source: &SourceConfig,
-    date: NaiveDate,
-    files: Vec<FileReport>,
-    missing: Vec<Missing>,
-    raw_version: Option<u64>,
-    quarantine_version: Option<u64>,
-    ledger_version: u64,
-    fingerprint: String,
-    started: Instant,
-) -> IngestReport {
-    let mut totals = Counts::default();
-    for f in &files {
-        totals.merge(&f.counts);
-    }
-    let status = if files.is_empty() {
-        "missing"
-    } else if raw_version.is_none()
-        || !missing.is_empty()
-        || files.iter().any(|f| f.status == "error")
-    {
-        "incomplete"
+    dates: &[NaiveDate],
+    mut done: impl FnMut(NaiveDate, Result<IngestReport>),
+) {
+    let dates: Vec<NaiveDate> = dates
+        .iter()
+        .copied()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let template = template_of(source);
+    let mut found: Vec<(NaiveDate, Result<Vec<FoundFile>>)> = Vec::new();
+    let listed = if template.as_str().starts_with("s3://") {
+        None
     } else {
-        "ok"
+        let (t, root, d) = (template.clone(), ctx.project.root.clone(), dates.clone());
+        tokio::task::spawn_blocking(move || crate::discover::find_local_dates(&t, &root, &d))
+            .await
+            .ok()
+            .and_then(Result::ok)
     };
-    IngestReport {
-        source: source.name().to_string(),
-        file_date: date,
-        status: status.to_string(),
-        files,
-        missing,
-        totals,
-        raw_table: source.raw_table(),
-        raw_version,
-        quarantine_table: source.quarantine_table(),
-        quarantine_version,
-        ledger_version,
-        fingerprint,
-        seconds: started.elapsed().as_secs_f64(),
+    for &d in &dates {
+        match listed.as_ref().and_then(|l| l.get(&d)) {
+            Some(files) => found.push((d, Ok(files.clone()))),
+            None => found.push((d, find_files(ctx, &template, d).await)),
+        }
+    }
+    let mut batch: Vec<(NaiveDate, Vec<FoundFile>)> = Vec::new();
+    let mut bytes = 0u64;
+    let mut found = found.into_iter();
+    loop {
+        let next = found.next();
+        let size = match &next {
+            Some((_, Ok(files))) => files.iter().map(|f| f.size).sum(),
+            _ => 0,
+        };
+        let full = batch.len() >= BATCH_DATES || (bytes + size > BATCH_BYTES && bytes > 0);
+        if !batch.is_empty() && (full || !matches!(next, Some((_, Ok(_))))) {
+            ingest_batch_or_each(ctx, source, std::mem::take(&mut batch), &mut done).await;
+            bytes = 0;
+        }
+        match next {
+            None => break,
+            Some((d, Err(e))) => done(d, Err(e)),
+            Some((d, Ok(files))) => {
+                bytes += size;
+                batch.push((d, files));
+            }
+        }
+    }
+}
+
+/// [`ingest_batch`], then one date at a time if the batch fails.
+async fn ingest_batch_or_each(
+    ctx: &IngestContext<'_>,
+    source: &SourceConfig,
+    batch: Vec<(NaiveDate, Vec<FoundFile>)>,
+    done: &mut impl FnMut(NaiveDate, Result<IngestReport>),
+) {
+    if batch.len() > 1 {
+        match ingest_batch(ctx, source, batch.clone()).await {
+            Ok(reports) => {
+                for r in reports {
+                    done(r.file_date, Ok(r));
+                }
+                return;
+            }
+            Err(e) => tracing::warn!(
+                "{}: ingesting {} dates at once failed ({e}); one date at a time instead",
+                source.name(),
+                batch.len()
+            ),
+        }
+    }
+    for (d, files) in batch {
+        let outcome = ingest_batch(ctx, source, vec![(d, files)])
+            .await
+            .and_then(|mut r| {
+                r.pop().ok_or_else(|| {
+                    SourceError::Internal(format!("the ingest of {d} made no report"))
+                })
+            });
+        done(d, outcome);
+    }
+}
+
+fn template_of(source: &SourceConfig) -> PathTemplate {
+    PathTemplate::new(
+        source.files.path.get_ref(),
+        source.files.date_format.get_ref(),
+    )
+}
+
+/// One date of a batch while it is ingested.
+struct DateWork {
+    date: NaiveDate,
+    /// The fingerprint of the date's inputs (see [`listing_of`]).
+    listing: String,
+    found_hosts: BTreeSet<String>,
+    no_file: bool,
+    /// Reports of the files not parsed (duplicates), then of those parsed.
+    reports: Vec<FileReport>,
+    /// The files to parse.
+    files: Vec<LocalFile>,
+}
+
+/// Ingest the dates of `batch` (in date order, each with the files found for it): parse
+/// every file once, then replace the dates in `raw_<source>` and `_quarantine_<source>` in
+/// one commit each, then in the ledger. Fails as a whole: nothing of a failed batch is
+/// recorded complete.
+async fn ingest_batch(
+    ctx: &IngestContext<'_>,
+    source: &SourceConfig,
+    batch: Vec<(NaiveDate, Vec<FoundFile>)>,
+) -> Result<Vec<IngestReport>> {
+    let started = Instant::now();
+    let name = source.name().to_string();
+    let template = template_of(source);
+    let base = fingerprint_base(source, ctx.project);
+    let dates: BTreeSet<NaiveDate> = batch.iter().map(|(d, _)| *d).collect();
+    let history = ledger::history(ctx.warehouse, &name, &dates).await?;
+
+    // Fetch remote files and recognise duplicates. A duplicate has the size of another file
+    // (of this batch, or loaded on another date): only such files are hashed before parsing;
+    // the rest are hashed by the reader that parses them. The first delivery (by date, then
+    // as listed) is loaded; later ones are duplicates of it.
+    let spool = tempfile::tempdir().map_err(|e| SourceError::io(Path::new("<tmp>"), e))?;
+    let mut work = Vec::new();
+    let mut size_count: BTreeMap<u64, usize> = BTreeMap::new();
+    for (date, found) in batch {
+        let listing = listing_of(&base, &found);
+        let found_hosts = found.iter().map(|f| f.host.clone()).collect();
+        let no_file = found.is_empty();
+        let mut files = Vec::new();
+        for f in found {
+            let f = localize(f, spool.path()).await?;
+            *size_count.entry(f.size).or_default() += 1;
+            files.push(f);
+        }
+        work.push(DateWork {
+            date,
+            listing,
+            found_hosts,
+            no_file,
+            reports: Vec::new(),
+            files,
+        });
+    }
+    // checksum -> (date, path) of the files of this batch loaded so far.
+    let mut seen: BTreeMap<String, (NaiveDate, String)> = BTreeMap::new();
+    for w in &mut work {
+        let mut keep = Vec::new();
+        for mut f in std::mem::take(&mut w.files) {
+            let possible_duplicate = f.size > 0
+                && (size_count.get(&f.size).is_some_and(|n| *n > 1)
+                    || history.sizes.contains(&f.size));
+            if !possible_duplicate {
+                keep.push(f);
+                continue;
+            }
+            f.checksum_now().await?;
+            let checksum = f.checksum.clone().unwrap_or_default();
+            let path = f.found.location.display();
+            let duplicate_of = seen
+                .get(&checksum)
+                .or_else(|| history.checksums.get(&checksum))
+                .map(|(d, p)| {
+                    if *d == w.date {
+                        p.clone()
+                    } else {
+                        format!("{p} (file_date {d})")
+                    }
+                });
+            if let Some(original) = duplicate_of {
+                w.reports.push(FileReport {
+                    host: f.found.host.clone(),
+                    path,
+                    size: f.size,
+                    checksum,
+                    status: "duplicate".into(),
+                    detail: Some(format!("same bytes as {original}; not counted again")),
+                    counts: Counts::default(),
+                });
+                continue;
+            }
+            seen.insert(checksum, (w.date, path));
+            keep.push(f);
+        }
+        w.files = keep;
+    }
+
+    // Parse the dates that have files; a date whose every file is a duplicate (or that has
+    // none) keeps what its raw and quarantine partitions hold.
+    let parse_dates: BTreeSet<NaiveDate> = work
+        .iter()
+        .filter(|w| !w.files.is_empty())
+        .map(|w| w.date)
+        .collect();
+    let mut versions = None;
+    let mut hours = BTreeMap::new();
+    if !parse_dates.is_empty() {
+        let fingerprints = work
+            .iter()
+            .filter(|w| parse_dates.contains(&w.date))
+            .map(|w| (w.date, w.listing.clone()))
+            .collect();
+        let files = work
+            .iter_mut()
+            .flat_map(|w| {
+                let date = w.date;
+                std::mem::take(&mut w.files)
+                    .into_iter()
+                    .map(move |f| (date, f))
+            })
+            .collect();
+        let parser = parsers::build_parser(source, ctx.project.timezone())?;
+        let (outcome, written) =
+            parse_and_write(ctx, source, &parse_dates, fingerprints, parser, files).await?;
+        for (date, report) in outcome.files {
+            if let Some(w) = work.iter_mut().find(|w| w.date == date) {
+                w.reports.push(report);
+            }
+        }
+        hours = outcome.hours;
+        versions = Some(written);
+    }
+
+    // Expected hosts: configured ones and those with a loaded file in the week before (as
+    // the ledger has it, or earlier in this batch).
+    let mut loaded = history;
+    let mut records = BTreeMap::new();
+    let mut missing_of = BTreeMap::new();
+    for w in &mut work {
+        w.reports
+            .sort_by(|a, b| (&a.host, &a.path).cmp(&(&b.host, &b.path)));
+        let mut missing = Vec::new();
+        if w.no_file {
+            missing.push(Missing {
+                host: None,
+                expected_path: display_pattern(ctx.project, &template, w.date, None),
+            });
+        }
+        let expected: BTreeSet<String> = source
+            .files
+            .hosts
+            .iter()
+            .map(String::as_str)
+            .chain(loaded.recent_hosts(w.date))
+            .map(str::to_string)
+            .collect();
+        for host in expected.difference(&w.found_hosts) {
+            missing.push(Missing {
+                host: Some(host.clone()),
+                expected_path: display_pattern(ctx.project, &template, w.date, Some(host)),
+            });
+        }
+        for r in w.reports.iter().filter(|r| r.status == "ok") {
+            loaded.hosts.insert((w.date, r.host.clone()));
+        }
+        let date_hours = hours.remove(&w.date).unwrap_or_default();
+        records.insert(w.date, build_ledger(&w.reports, &date_hours, &missing));
+        missing_of.insert(w.date, missing);
+    }
+    // The ledger is written last: an ingest is done when its ledger commit exists.
+    let fingerprints: BTreeMap<NaiveDate, String> =
+        work.iter().map(|w| (w.date, w.listing.clone())).collect();
+    let ledger_version = write_ledger(ctx, &name, &fingerprints, &records).await?;
+    let seconds = started.elapsed().as_secs_f64() / work.len().max(1) as f64;
+    Ok(work
+        .into_iter()
+        .map(|w| {
+            let parsed = versions.filter(|_| parse_dates.contains(&w.date));
+            IngestReport::new(
+                source,
+                w.date,
+                w.reports,
+                missing_of.remove(&w.date).unwrap_or_default(),
+                parsed,
+                ledger_version,
+                w.listing,
+                seconds,
+            )
+        })
+        .collect())
+}
+
+impl IngestReport {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        source: &SourceConfig,
+        date: NaiveDate,
+        files: Vec<FileReport>,
+        missing: Vec<Missing>,
+        versions: Option<(u64, u64)>,
+        ledger_version: u64,
+        fingerprint: String,
+        seconds: f64,
+    ) -> Self {
+        let mut totals = Counts::default();
+        for f in &files {
+            totals.merge(&f.counts);
+        }
+        let status = if files.is_empty() {
+            "missing"
+        } else if versions.is_none()
+            || !missing.is_empty()
+            || files.iter().any(|f| f.status == "error")
+        {
+            "incomplete"
+        } else {
+            "ok"
+        };
+        Self {
+            source: source.name().to_string(),
+            file_date: date,
+            status: status.to_string(),
+            files,
+            missing,
+            totals,
+            raw_table: source.raw_table(),
+            raw_version: versions.map(|v| v.0),
+            quarantine_table: source.quarantine_table(),
+            quarantine_version: versions.map(|v| v.1),
+            ledger_version,
+            fingerprint,
+            seconds,
+        }
     }
 }
 
@@ -381,12 +581,14 @@ pub async fn listing_fingerprints(
 
 /// What the parser thread produced.
 struct ParseOutcome {
-    files: Vec<FileReport>,
-    /// The fingerprint of the files parsed, set before the writers saw the end of input.
-    fingerprint: String,
-    /// (host, UTC hour start in µs or None) -> counts.
-    hours: BTreeMap<(String, Option<i64>), Counts>,
+    /// Each file's report, with its date.
+    files: Vec<(NaiveDate, FileReport)>,
+    /// date -> (host, UTC hour start in µs or None) -> counts.
+    hours: BTreeMap<NaiveDate, HourCounts>,
 }
+
+/// (host, UTC hour start in µs or None) -> counts.
+type HourCounts = BTreeMap<(String, Option<i64>), Counts>;
 
 enum Msg {
     Batch(RecordBatch),
@@ -438,14 +640,30 @@ fn raw_schema(parser: &dyn LogParser) -> (SchemaRef, Vec<usize>) {
     (Arc::new(Schema::new(fields)), ts_index)
 }
 
+/// One fingerprint standing for several dates' own.
+fn combined(fingerprints: &BTreeMap<NaiveDate, String>) -> String {
+    if fingerprints.len() == 1
+        && let Some(only) = fingerprints.values().next()
+    {
+        return only.clone();
+    }
+    let mut h = Sha256::new();
+    for (d, f) in fingerprints {
+        h.update(format!("{d}\t{f}\n"));
+    }
+    hex::encode(h.finalize())
+}
+
+/// Parse `files` (in date order) on a thread of their own while the raw and quarantine
+/// tables are written from what it sends: each replaces `dates` in one commit. Returns what
+/// was parsed and the two table versions.
 async fn parse_and_write(
     ctx: &IngestContext<'_>,
     source: &SourceConfig,
-    date: NaiveDate,
-    days: i32,
-    listing: String,
+    dates: &BTreeSet<NaiveDate>,
+    fingerprints: BTreeMap<NaiveDate, String>,
     parser: Box<dyn LogParser>,
-    files: Vec<LocalFile>,
+    files: Vec<(NaiveDate, LocalFile)>,
 ) -> Result<(ParseOutcome, (u64, u64))> {
     let (schema, ts_index) = raw_schema(parser.as_ref());
     let Some(&ts_col) = ts_index.first() else {
@@ -455,61 +673,61 @@ async fn parse_and_write(
     };
     let (raw_tx, raw_rx) = mpsc::channel::<Msg>(2);
     let (q_tx, q_rx) = mpsc::channel::<Msg>(2);
-    let total: u64 = files.iter().map(|f| f.size).sum();
-    let counter = ctx
-        .progress
-        .begin(&format!("{} {date}", source.name()), total);
+    let total: u64 = files.iter().map(|(_, f)| f.size).sum();
+    let label = match (dates.first(), dates.last()) {
+        (Some(a), Some(b)) if a != b => format!("{} {a}..{b}", source.name()),
+        (Some(a), _) => format!("{} {a}", source.name()),
+        _ => source.name().to_string(),
+    };
+    let counter = ctx.progress.begin(&label, total);
 
     let producer_schema = Arc::clone(&schema);
     let ip = parsers::post_parse_ip(source)
         .and_then(|(column, masker)| Some((schema.index_of(&column).ok()?, masker)));
-    // The producer sets the fingerprint just before it tells the writers the input is
-    // complete: a write whose input stopped early cannot commit.
-    let fingerprint = Arc::new(OnceLock::new());
-    let producer_fingerprint = Arc::clone(&fingerprint);
     let producer = tokio::task::spawn_blocking(move || {
         let mut p = Producer {
             ip,
             parser,
             schema: producer_schema,
             ts_col,
-            days,
             raw_tx,
             q_tx,
             hours: BTreeMap::new(),
         };
         // On error `p` is dropped without sending `Done`: both writers then fail rather than
         // commit a partial day.
-        p.run(files, &counter, &listing, &producer_fingerprint)
-            .map(|(files, fingerprint)| ParseOutcome {
-                files,
-                fingerprint,
-                hours: std::mem::take(&mut p.hours),
-            })
+        p.run(files, &counter).map(|files| ParseOutcome {
+            files,
+            hours: std::mem::take(&mut p.hours),
+        })
     });
 
-    let task = format!("ingest/{}/{date}", source.name());
-    let partition = vec![("file_date".to_string(), ScalarValue::Date32(Some(days)))];
-    let raw_write = ctx.warehouse.replace_partition(PartitionWrite {
-        table: source.raw_table(),
-        partition_columns: vec!["file_date".into()],
-        partition: partition.clone(),
-        schema: Arc::clone(&schema),
-        input: channel_stream(Arc::clone(&schema), raw_rx),
-        task: task.clone(),
-        fingerprint: Fingerprint::Deferred(Arc::clone(&fingerprint)),
-        plain_columns: vec!["line".into()],
-    });
-    let q_write = ctx.warehouse.replace_partition(PartitionWrite {
-        table: source.quarantine_table(),
-        partition_columns: vec![quarantine::PARTITION_COLUMN.into()],
-        partition,
-        schema: quarantine::schema(),
-        input: channel_stream(quarantine::schema(), q_rx),
-        task,
-        fingerprint: Fingerprint::Deferred(fingerprint),
-        plain_columns: vec!["raw".into()],
-    });
+    let write = |table: String, column: &str, schema: SchemaRef, rx, plain: &str| RangeWrite {
+        table,
+        partition_column: column.into(),
+        fixed: Vec::new(),
+        dates: dates.clone(),
+        input: channel_stream(Arc::clone(&schema), rx),
+        schema,
+        task_prefix: format!("ingest/{}", source.name()),
+        fingerprint: combined(&fingerprints),
+        fingerprints: fingerprints.clone(),
+        plain_columns: vec![plain.into()],
+    };
+    let raw_write = ctx.warehouse.replace_date_range(write(
+        source.raw_table(),
+        "file_date",
+        Arc::clone(&schema),
+        raw_rx,
+        "line",
+    ));
+    let q_write = ctx.warehouse.replace_date_range(write(
+        source.quarantine_table(),
+        quarantine::PARTITION_COLUMN,
+        quarantine::schema(),
+        q_rx,
+        "raw",
+    ));
     let (raw, quarantined, produced) = tokio::join!(raw_write, q_write, producer);
     ctx.progress.end();
     let produced =
@@ -526,16 +744,18 @@ struct Producer {
     parser: Box<dyn LogParser>,
     schema: SchemaRef,
     ts_col: usize,
-    days: i32,
     raw_tx: mpsc::Sender<Msg>,
     q_tx: mpsc::Sender<Msg>,
-    hours: BTreeMap<(String, Option<i64>), Counts>,
+    hours: BTreeMap<NaiveDate, HourCounts>,
 }
 
 /// Per-file state while parsing.
 struct FileState {
     host: String,
     path: String,
+    /// The file's date, and as days since the epoch.
+    date: NaiveDate,
+    days: i32,
     counts: Counts,
     /// Raw length (with terminator) of each parsed row of the pending batch.
     row_bytes: Vec<u64>,
@@ -548,25 +768,19 @@ struct FileState {
 }
 
 impl Producer {
-    /// Parse every file; set the fingerprint of what was read, then end both inputs.
+    /// Parse every file (with its date), then end both inputs.
     fn run(
         &mut self,
-        files: Vec<LocalFile>,
+        files: Vec<(NaiveDate, LocalFile)>,
         counter: &Arc<AtomicU64>,
-        listing: &str,
-        fingerprint_cell: &OnceLock<String>,
-    ) -> Result<(Vec<FileReport>, String)> {
+    ) -> Result<Vec<(NaiveDate, FileReport)>> {
         let mut reports = Vec::new();
-        for f in files {
-            reports.push(self.parse_file(&f, counter)?);
+        for (date, f) in files {
+            reports.push((date, self.parse_file(date, &f, counter)?));
         }
-        let fingerprint = listing.to_string();
-        fingerprint_cell
-            .set(fingerprint.clone())
-            .map_err(|_| SourceError::Internal("the ingest fingerprint was set twice".into()))?;
         self.send_raw(Msg::Done)?;
         self.send_q(Msg::Done)?;
-        Ok((reports, fingerprint))
+        Ok(reports)
     }
 
     fn send_raw(&self, msg: Msg) -> Result<()> {
@@ -581,18 +795,26 @@ impl Producer {
             .map_err(|_| SourceError::Internal("the quarantine writer stopped".into()))
     }
 
-    fn parse_file(&mut self, f: &LocalFile, counter: &Arc<AtomicU64>) -> Result<FileReport> {
+    fn parse_file(
+        &mut self,
+        date: NaiveDate,
+        f: &LocalFile,
+        counter: &Arc<AtomicU64>,
+    ) -> Result<FileReport> {
         let path = f.found.location.display();
+        let days = date_to_days(date);
         let mut state = FileState {
             host: f.found.host.clone(),
             path: path.clone(),
+            date,
+            days,
             counts: Counts::default(),
             row_bytes: Vec::new(),
             pending_quarantine: Vec::new(),
             last_hour: None,
             lineage: None,
         };
-        let mut quarantine = QuarantineBuilder::new(&f.found.host, &path, self.days);
+        let mut quarantine = QuarantineBuilder::new(&f.found.host, &path, days);
         let mut error = None;
         let hash = ReadHash::default();
         let reader = open_decoded(&f.local, Arc::clone(counter), hash.clone())?;
@@ -694,14 +916,14 @@ impl Producer {
             .into_iter()
             .peekable();
         let row_bytes = std::mem::take(&mut state.row_bytes);
+        let hours = self.hours.entry(state.date).or_default();
         for i in 0..=n {
             while let Some(&(before, len)) = pending.peek() {
                 if before != i {
                     break;
                 }
                 pending.next();
-                let c = self
-                    .hours
+                let c = hours
                     .entry((state.host.clone(), state.last_hour))
                     .or_default();
                 c.lines += 1;
@@ -717,7 +939,7 @@ impl Producer {
             let t = ts.as_ref().filter(|a| a.is_valid(i)).map(|a| a.value(i));
             let hour = t.map(|t| t.div_euclid(HOUR_US) * HOUR_US);
             let len = row_bytes.get(i).copied().unwrap_or(0);
-            let c = self.hours.entry((state.host.clone(), hour)).or_default();
+            let c = hours.entry((state.host.clone(), hour)).or_default();
             c.lines += 1;
             c.bytes += len;
             c.rows += 1;
@@ -738,11 +960,12 @@ impl Producer {
                 *column = mask_ips(column, masker)?;
             }
             if state.lineage.as_ref().is_none_or(|l| l[0].len() < n) {
-                let len = n.max(darkroom_logs::DEFAULT_BATCH_SIZE);
+                // Built at the first batch's length: later batches of a file are no longer.
+                let len = n;
                 state.lineage = Some([
                     Arc::new(StringArray::new_repeated(&state.host, len)),
                     Arc::new(StringArray::new_repeated(&state.path, len)),
-                    Arc::new(Date32Array::from(vec![self.days; len])),
+                    Arc::new(Date32Array::from(vec![state.days; len])),
                 ]);
             }
             if let Some(lineage) = &state.lineage {
@@ -821,36 +1044,37 @@ fn build_ledger(
     records
 }
 
+/// Replace the ledger rows of every date of `records` in one commit.
 async fn write_ledger(
     ctx: &IngestContext<'_>,
     source: &str,
-    date: NaiveDate,
-    fingerprint: &str,
-    records: &[LedgerRecord],
+    fingerprints: &BTreeMap<NaiveDate, String>,
+    records: &BTreeMap<NaiveDate, Vec<LedgerRecord>>,
 ) -> Result<u64> {
     let now = chrono::Utc::now().timestamp_micros();
-    let batch = ledger::to_batch(source, date, now, records)?;
+    let batches = records
+        .iter()
+        .map(|(date, r)| {
+            ledger::to_batch(source, *date, now, r).map_err(|e| DataFusionError::External(e.into()))
+        })
+        .collect::<Vec<_>>();
     let schema = ledger::schema();
     let input: SendableRecordBatchStream = Box::pin(RecordBatchStreamAdapter::new(
         Arc::clone(&schema),
-        futures::stream::iter(vec![Ok(batch)]),
+        futures::stream::iter(batches),
     ));
     let outcome = ctx
         .warehouse
-        .replace_partition(PartitionWrite {
+        .replace_date_range(RangeWrite {
             table: ledger::LEDGER_TABLE.into(),
-            partition_columns: ledger::partition_columns(),
-            partition: vec![
-                ("source".into(), ScalarValue::Utf8(Some(source.to_string()))),
-                (
-                    "file_date".into(),
-                    ScalarValue::Date32(Some(date_to_days(date))),
-                ),
-            ],
+            partition_column: "file_date".into(),
+            fixed: vec![("source".into(), ScalarValue::Utf8(Some(source.to_string())))],
+            dates: records.keys().copied().collect(),
             schema,
             input,
-            task: format!("ingest/{source}/{date}"),
-            fingerprint: fingerprint.into(),
+            task_prefix: format!("ingest/{source}"),
+            fingerprint: combined(fingerprints),
+            fingerprints: fingerprints.clone(),
             plain_columns: Vec::new(),
         })
         .await?;

@@ -143,33 +143,55 @@ pub fn to_batch(
 }
 
 /// What earlier ingests recorded that this one needs: file checksums of other dates (to
-/// recognise a file delivered twice) and the hosts seen recently (to notice one missing).
+/// recognise a file delivered twice) and the hosts seen on each date (to notice one missing).
 #[derive(Debug, Default)]
 pub struct History {
     /// checksum -> (file_date, path) of an `ok` file on another date.
     pub checksums: BTreeMap<String, (NaiveDate, String)>,
     /// Sizes of those files: a file of another size cannot be one of them.
     pub sizes: BTreeSet<u64>,
-    /// Hosts with an `ok` file in the 7 dates before.
-    pub recent_hosts: BTreeSet<String>,
+    /// (file_date, host) of every `ok` file on another date.
+    pub hosts: BTreeSet<(NaiveDate, String)>,
 }
 
-/// Read the ledger history of a source around `date`.
-pub async fn history(warehouse: &Warehouse, source: &str, date: NaiveDate) -> Result<History> {
+/// How many dates back a host counts as expected: one with an `ok` file in the 7 dates
+/// before a date is reported missing on that date when it has no file.
+pub const RECENT_DAYS: u64 = 7;
+
+impl History {
+    /// Hosts with an `ok` file in the [`RECENT_DAYS`] dates before `date`.
+    pub fn recent_hosts(&self, date: NaiveDate) -> BTreeSet<&str> {
+        let from = date - chrono::Days::new(RECENT_DAYS);
+        self.hosts
+            .iter()
+            .filter(|(d, _)| *d >= from && *d < date)
+            .map(|(_, h)| h.as_str())
+            .collect()
+    }
+}
+
+/// Read the ledger history of a source, leaving out `dates` (those being ingested again).
+pub async fn history(
+    warehouse: &Warehouse,
+    source: &str,
+    dates: &BTreeSet<NaiveDate>,
+) -> Result<History> {
     let mut out = History::default();
     if warehouse.table(LEDGER_TABLE).await?.is_none() {
         return Ok(out);
     }
     let ctx = warehouse.session().await?;
     let source_sql = source.replace('\'', "''");
+    let others = if dates.is_empty() {
+        String::new()
+    } else {
+        let list: Vec<String> = dates.iter().map(|d| format!("DATE '{d}'")).collect();
+        format!("AND file_date NOT IN ({})", list.join(", "))
+    };
     let sql = format!(
-        "SELECT checksum, CAST(file_date AS VARCHAR) AS d, file, host, \
-                CAST(file_date >= DATE '{from}' AND file_date < DATE '{date}' AS BOOLEAN) AS recent, \
-                file_size \
+        "SELECT checksum, CAST(file_date AS VARCHAR) AS d, file, host, file_size \
          FROM {LEDGER_TABLE} \
-         WHERE source = '{source_sql}' AND record = 'file' AND status = 'ok' \
-           AND file_date <> DATE '{date}'",
-        from = date - chrono::Days::new(7),
+         WHERE source = '{source_sql}' AND record = 'file' AND status = 'ok' {others}"
     );
     let result = darkroom_storage::run_sql(&ctx, &sql).await?;
     for batch in &result.batches {
@@ -180,14 +202,13 @@ pub async fn history(warehouse: &Warehouse, source: &str, date: NaiveDate) -> Re
             Ok(cast.as_string::<i32>().clone())
         };
         let (checksum, day, file, host) = (text(0)?, text(1)?, text(2)?, text(3)?);
-        let recent = arrow::compute::cast(batch.column(4), &DataType::Boolean)?;
-        let recent = recent.as_boolean();
-        let size = arrow::compute::cast(batch.column(5), &DataType::Int64)?;
+        let size = arrow::compute::cast(batch.column(4), &DataType::Int64)?;
         let size = size.as_primitive::<arrow::datatypes::Int64Type>();
         for row in 0..batch.num_rows() {
-            if !checksum.is_null(row)
-                && let Ok(d) = day.value(row).parse::<NaiveDate>()
-            {
+            let Ok(d) = day.value(row).parse::<NaiveDate>() else {
+                continue;
+            };
+            if !checksum.is_null(row) {
                 out.checksums
                     .entry(checksum.value(row).to_string())
                     .or_insert((d, file.value(row).to_string()));
@@ -195,8 +216,8 @@ pub async fn history(warehouse: &Warehouse, source: &str, date: NaiveDate) -> Re
             if size.is_valid(row) {
                 out.sizes.insert(size.value(row).unsigned_abs());
             }
-            if recent.is_valid(row) && recent.value(row) && host.is_valid(row) {
-                out.recent_hosts.insert(host.value(row).to_string());
+            if host.is_valid(row) {
+                out.hosts.insert((d, host.value(row).to_string()));
             }
         }
     }

@@ -19,7 +19,7 @@ mod remote;
 pub use discover::{FileLocation, FoundFile, PathTemplate};
 pub use ingest::{
     FileReport, IngestContext, IngestReport, Missing, NoProgress, Progress, ingest_date,
-    listing_fingerprints,
+    ingest_dates, listing_fingerprints,
 };
 pub use parsers::{build_parser, validate};
 pub use remote::s3_store;

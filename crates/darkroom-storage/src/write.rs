@@ -8,7 +8,7 @@
 //! vacuumed later); a crash after it leaves the new one. Running the same write twice leaves
 //! the same rows.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::num::NonZeroU64;
 use std::sync::{Arc, OnceLock};
 
@@ -91,15 +91,18 @@ impl std::fmt::Debug for PartitionWrite {
     }
 }
 
-/// Several date partitions replaced at once (a backfill of a date-partitioned model).
+/// Several date partitions replaced at once: a backfill of a date-partitioned model, or an
+/// ingest of many dates of a log source.
 pub struct RangeWrite {
     pub table: String,
     /// The DATE partition column.
     pub partition_column: String,
-    /// First and last date replaced (inclusive): every partition in between is replaced by
-    /// the rows given for it, or removed when none are.
-    pub from: chrono::NaiveDate,
-    pub to: chrono::NaiveDate,
+    /// The partition columns before the date, each with the one value every row written
+    /// holds (the ledger's `source`): only partitions with these values are replaced.
+    pub fixed: Vec<(String, ScalarValue)>,
+    /// The dates replaced (see [`RangeWrite::days`] for a span): each is replaced by the rows
+    /// given for it, or emptied when none are. A date not listed is left as it is.
+    pub dates: BTreeSet<chrono::NaiveDate>,
     pub schema: SchemaRef,
     pub input: SendableRecordBatchStream,
     /// Each date is recorded complete as the task `<task_prefix>/<date>`.
@@ -107,15 +110,24 @@ pub struct RangeWrite {
     /// The fingerprint recorded for each date not in `fingerprints`.
     pub fingerprint: String,
     /// Each date's own fingerprint (the inputs of that partition), where known.
-    pub fingerprints: std::collections::BTreeMap<chrono::NaiveDate, String>,
+    pub fingerprints: BTreeMap<chrono::NaiveDate, String>,
+    /// Columns holding a different value in nearly every row (see [`PartitionWrite`]).
+    pub plain_columns: Vec<String>,
+}
+
+impl RangeWrite {
+    /// Every date from `from` to `to`, both included.
+    pub fn days(from: chrono::NaiveDate, to: chrono::NaiveDate) -> BTreeSet<chrono::NaiveDate> {
+        from.iter_days().take_while(|d| *d <= to).collect()
+    }
 }
 
 impl std::fmt::Debug for RangeWrite {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RangeWrite")
             .field("table", &self.table)
-            .field("from", &self.from)
-            .field("to", &self.to)
+            .field("fixed", &self.fixed)
+            .field("dates", &self.dates)
             .finish_non_exhaustive()
     }
 }
@@ -206,6 +218,77 @@ fn writer_properties_for(file_schema: &SchemaRef, plain_columns: &[String]) -> W
     builder.build()
 }
 
+/// One partition column's value in a write: checked against every row written, and
+/// compared with each file's `partitionValues` to find the files it replaces.
+struct PartitionValue {
+    column: String,
+    /// The column's index in the rows written.
+    index: usize,
+    /// The value as a one-row array.
+    value: ArrayRef,
+    /// The value as Delta writes it in a file's `partitionValues`.
+    serialized: String,
+    scalar: DeltaScalar,
+}
+
+impl PartitionValue {
+    fn new(
+        schema: &SchemaRef,
+        column: &str,
+        value: &ScalarValue,
+    ) -> std::result::Result<Self, String> {
+        let index = schema
+            .index_of(column)
+            .map_err(|_| format!("partition column `{column}` is not in the rows' schema"))?;
+        if value.is_null() {
+            return Err(format!("partition column `{column}` cannot be NULL"));
+        }
+        let array = value
+            .to_array()
+            .map_err(|e| format!("partition value {column} = {value}: {e}"))?;
+        let scalar = ScalarExt::from_array(array.as_ref(), 0)
+            .ok_or_else(|| format!("partition value {column} = {value} has no Delta type"))?;
+        Ok(Self {
+            column: column.to_string(),
+            index,
+            value: array,
+            serialized: ScalarExt::serialize(&scalar),
+            scalar,
+        })
+    }
+
+    /// An error naming the first row of `batch` holding another value, if any.
+    fn check(&self, batch: &RecordBatch) -> std::result::Result<(), String> {
+        let c = &self.column;
+        let column = batch
+            .columns()
+            .get(self.index)
+            .ok_or_else(|| format!("the rows have no column `{c}`"))?;
+        let outside = distinct(column, &Scalar::new(Arc::clone(&self.value)))
+            .map_err(|e| format!("cannot compare `{c}`: {e}"))?;
+        match outside.iter().position(|v| v == Some(true)) {
+            None => Ok(()),
+            Some(row) => {
+                let value = if column.is_null(row) {
+                    "NULL".to_string()
+                } else {
+                    array_value_to_string(column, row).unwrap_or_default()
+                };
+                Err(format!(
+                    "row {row} of a batch has {c} = {value}, outside the partition being \
+                     written ({c} = {}); nothing was committed",
+                    self.serialized
+                ))
+            }
+        }
+    }
+
+    /// Whether a data file with these partition values has this value.
+    fn holds(&self, file_values: &HashMap<String, Option<String>>) -> bool {
+        file_values.get(&self.column).and_then(Option::as_deref) == Some(self.serialized.as_str())
+    }
+}
+
 /// Where the rows of one partition write go: the partition's values (as Delta records them
 /// in each file's entry) and the file schema — the table's columns without the partition
 /// columns, whose values live in the folder names.
@@ -213,9 +296,7 @@ struct PartitionTarget {
     file_schema: SchemaRef,
     file_columns: Vec<usize>,
     values: IndexMap<String, DeltaScalar>,
-    /// Per partition column: its index in the input, its value as a one-row array, and the
-    /// value as Delta writes it in a file's `partitionValues`.
-    checks: Vec<(String, usize, ArrayRef, String)>,
+    checks: Vec<PartitionValue>,
 }
 
 impl PartitionTarget {
@@ -232,25 +313,14 @@ impl PartitionTarget {
         let mut values = IndexMap::new();
         let mut checks = Vec::new();
         for c in partition_columns {
-            let index = schema
-                .index_of(c)
-                .map_err(|_| format!("partition column `{c}` is not in the rows' schema"))?;
             let value = partition
                 .iter()
                 .find(|(name, _)| name == c)
                 .map(|(_, v)| v)
                 .ok_or_else(|| format!("no value given for partition column `{c}`"))?;
-            if value.is_null() {
-                return Err(format!("partition column `{c}` cannot be NULL"));
-            }
-            let array = value
-                .to_array()
-                .map_err(|e| format!("partition value {c} = {value}: {e}"))?;
-            let scalar = ScalarExt::from_array(array.as_ref(), 0)
-                .ok_or_else(|| format!("partition value {c} = {value} has no Delta type"))?;
-            let serialized = ScalarExt::serialize(&scalar);
-            values.insert(c.clone(), scalar);
-            checks.push((c.clone(), index, array, serialized));
+            let check = PartitionValue::new(schema, c, value)?;
+            values.insert(c.clone(), check.scalar.clone());
+            checks.push(check);
         }
         let file_columns: Vec<usize> = (0..schema.fields().len())
             .filter(|i| !partition_columns.contains(schema.field(*i).name()))
@@ -271,24 +341,8 @@ impl PartitionTarget {
     /// The batch as written to a data file: every row checked to belong to the partition,
     /// partition columns dropped.
     fn file_batch(&self, batch: &RecordBatch) -> std::result::Result<RecordBatch, String> {
-        for (c, index, expected, serialized) in &self.checks {
-            let column = batch
-                .columns()
-                .get(*index)
-                .ok_or_else(|| format!("the rows have no column `{c}`"))?;
-            let outside = distinct(column, &Scalar::new(Arc::clone(expected)))
-                .map_err(|e| format!("cannot compare `{c}`: {e}"))?;
-            if let Some(row) = outside.iter().position(|v| v == Some(true)) {
-                let value = if column.is_null(row) {
-                    "NULL".to_string()
-                } else {
-                    array_value_to_string(column, row).unwrap_or_default()
-                };
-                return Err(format!(
-                    "row {row} of a batch has {c} = {value}, outside the partition being \
-                     written ({c} = {serialized}); nothing was committed"
-                ));
-            }
+        for check in &self.checks {
+            check.check(batch)?;
         }
         RecordBatch::try_new(
             Arc::clone(&self.file_schema),
@@ -302,9 +356,7 @@ impl PartitionTarget {
 
     /// Whether a data file with these partition values belongs to the partition.
     fn holds(&self, file_values: &HashMap<String, Option<String>>) -> bool {
-        self.checks.iter().all(|(c, _, _, serialized)| {
-            file_values.get(c).and_then(Option::as_deref) == Some(serialized.as_str())
-        })
+        self.checks.iter().all(|c| c.holds(file_values))
     }
 }
 
@@ -511,35 +563,43 @@ impl Warehouse {
         })
     }
 
-    /// Replace every date partition from `write.from` to `write.to` in one commit that also
-    /// records each date complete (one application transaction per date). A row dated
-    /// outside the range stops the write before anything is committed.
+    /// Replace the partitions of `write.dates` (with the `write.fixed` values) in one commit
+    /// that also records each date complete (one application transaction per date). A row
+    /// of another date, or another fixed value, stops the write before anything is
+    /// committed.
     pub async fn replace_date_range(&self, write: RangeWrite) -> Result<WriteOutcome> {
         let RangeWrite {
             table: name,
             partition_column,
-            from,
-            to,
+            fixed,
+            dates,
             schema,
             mut input,
             task_prefix,
             fingerprint,
             fingerprints,
+            plain_columns,
         } = write;
         let invalid = |message: String| StorageError::InvalidWrite {
             table: name.clone(),
             message,
         };
-        if to < from {
-            return Err(invalid(format!("the range {from}..{to} is empty")));
-        }
+        let (Some(&from), Some(&to)) = (dates.first(), dates.last()) else {
+            return Err(invalid("no date to write".into()));
+        };
         let column = schema
             .index_of(&partition_column)
             .map_err(|_| invalid(format!("the rows have no column `{partition_column}`")))?;
         if schema.field(column).data_type() != &DataType::Date32 {
             return Err(invalid(format!("`{partition_column}` is not a DATE")));
         }
-        let partition_columns = vec![partition_column.clone()];
+        let fixed_values = fixed
+            .iter()
+            .map(|(c, v)| PartitionValue::new(&schema, c, v))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(&invalid)?;
+        let mut partition_columns: Vec<String> = fixed.iter().map(|(c, _)| c.clone()).collect();
+        partition_columns.push(partition_column.clone());
         let (_writing, table, state) = self
             .open_for_write(&name, &schema, &partition_columns)
             .await?;
@@ -553,7 +613,7 @@ impl Warehouse {
         let mut tasks = serde_json::Map::new();
         let mut per_task = serde_json::Map::new();
         let mut completions = Vec::new();
-        for d in from.iter_days().take_while(|d| *d <= to) {
+        for &d in &dates {
             let task = format!("{task_prefix}/{d}");
             txns.push(Transaction::new(app_id(&task), version));
             tasks.insert(task.clone(), json!(version));
@@ -563,12 +623,14 @@ impl Warehouse {
             }
             completions.push((task, own.clone()));
         }
+
+        failpoint::hit("write.before_data_files", &name);
         let (num_indexed_cols, stats_columns) =
             get_num_idx_cols_and_stats_columns(Some(state.table_config()), HashMap::new());
         let config = WriterConfig::new(
             Arc::clone(&schema),
             partition_columns.clone(),
-            Some(writer_properties()),
+            Some(writer_properties_for(&schema, &plain_columns)),
             Some(TARGET_FILE_SIZE),
             None,
             num_indexed_cols,
@@ -576,23 +638,49 @@ impl Warehouse {
         );
         let mut writer = DeltaWriter::new(table.object_store(), config);
         let (lo, hi) = (days_since_epoch(from), days_since_epoch(to));
+        // wanted[day - lo]: whether that day is one of the dates written.
+        let mut wanted = vec![false; usize::try_from(hi - lo).unwrap_or(0) + 1];
+        for d in &dates {
+            if let Some(w) = usize::try_from(days_since_epoch(*d) - lo)
+                .ok()
+                .and_then(|i| wanted.get_mut(i))
+            {
+                *w = true;
+            }
+        }
+        let is_wanted = |day: i32| {
+            usize::try_from(day - lo)
+                .ok()
+                .and_then(|i| wanted.get(i))
+                .copied()
+                .unwrap_or(false)
+        };
         let mut rows = 0u64;
         while let Some(batch) = input.next().await {
             let batch =
                 batch.map_err(|e| StorageError::datafusion(format!("input of table {name}"), e))?;
+            for check in &fixed_values {
+                check.check(&batch).map_err(&invalid)?;
+            }
             let days = batch.column(column).as_primitive::<Date32Type>();
-            if let Some(row) = (0..days.len())
-                .find(|&i| days.is_null(i) || days.value(i) < lo || days.value(i) > hi)
+            if let Some(row) =
+                (0..days.len()).find(|&i| days.is_null(i) || !is_wanted(days.value(i)))
             {
-                let value = array_value_to_string(days, row).unwrap_or_else(|_| "NULL".into());
+                let value = if days.is_null(row) {
+                    "NULL".to_string()
+                } else {
+                    array_value_to_string(days, row).unwrap_or_default()
+                };
+                let span = if dates.len() == 1 {
+                    format!("{from}")
+                } else if dates.len() == wanted.len() {
+                    format!("{from} to {to}")
+                } else {
+                    format!("{} dates from {from} to {to}", dates.len())
+                };
                 return Err(invalid(format!(
-                    "a row has {partition_column} = {}, outside the dates being written \
-                     ({from} to {to}); nothing was committed",
-                    if days.is_null(row) {
-                        "NULL"
-                    } else {
-                        value.as_str()
-                    }
+                    "a row has {partition_column} = {value}, outside the dates being written \
+                     ({span}); nothing was committed"
                 )));
             }
             rows += batch.num_rows() as u64;
@@ -609,33 +697,60 @@ impl Warehouse {
         failpoint::hit("write.before_commit", &name);
         let mut actions: Vec<Action> = adds.into_iter().map(Action::Add).collect();
         let inside = |values: &HashMap<String, Option<String>>| {
-            values
-                .get(&partition_column)
-                .and_then(Option::as_deref)
-                .and_then(|v| v.parse::<chrono::NaiveDate>().ok())
-                .is_some_and(|d| d >= from && d <= to)
+            fixed_values.iter().all(|f| f.holds(values))
+                && values
+                    .get(&partition_column)
+                    .and_then(Option::as_deref)
+                    .and_then(|v| v.parse::<chrono::NaiveDate>().ok())
+                    .is_some_and(|d| dates.contains(&d))
         };
         actions.extend(remove_files(&name, &table, &state, inside).await?);
+        let mut partition_text: Vec<String> = fixed_values
+            .iter()
+            .map(|f| format!("{}={}", f.column, f.serialized))
+            .collect();
+        partition_text.push(if dates.len() == 1 {
+            format!("{partition_column}={from}")
+        } else {
+            format!("{partition_column}={from}..{to}")
+        });
+        let summary_task = if dates.len() == 1 {
+            format!("{task_prefix}/{from}")
+        } else {
+            format!("{task_prefix}/{from}..{to}")
+        };
         let properties = CommitProperties::default()
             .with_application_transactions(txns)
             .with_metadata([(
                 "darkroom".to_string(),
                 json!({
-                    "task": format!("{task_prefix}/{from}..{to}"),
+                    "task": summary_task,
                     "tasks": tasks,
                     "fingerprints": per_task,
-                    "partition": [format!("{partition_column}={from}..{to}")],
+                    "partition": partition_text,
                     "fingerprint": fingerprint,
                     "rows": rows,
                 }),
             )]);
-        let predicate = col(partition_column.as_str())
-            .gt_eq(lit(ScalarValue::Date32(Some(lo))))
-            .and(col(partition_column.as_str()).lt_eq(lit(ScalarValue::Date32(Some(hi)))));
+        let date_list: Vec<Expr> = dates
+            .iter()
+            .map(|d| lit(ScalarValue::Date32(Some(days_since_epoch(*d)))))
+            .collect();
+        let predicate = fixed
+            .iter()
+            .map(|(c, v)| col(c.as_str()).eq(lit(v.clone())))
+            .chain([if dates.len() == wanted.len() {
+                col(partition_column.as_str())
+                    .gt_eq(lit(ScalarValue::Date32(Some(lo))))
+                    .and(col(partition_column.as_str()).lt_eq(lit(ScalarValue::Date32(Some(hi)))))
+            } else {
+                col(partition_column.as_str()).in_list(date_list, false)
+            }])
+            .reduce(Expr::and);
         let operation = DeltaOperation::Write {
             mode: SaveMode::Overwrite,
             partition_by: Some(partition_columns.clone()),
-            predicate: Some(predicate.to_string()),
+            predicate: predicate.map(|p| p.to_string()),
         };
         let table_version = self
             .commit(&name, &table, &state, actions, properties, operation)

@@ -330,8 +330,8 @@ async fn ingest_dates(
     Ok((reports, failures))
 }
 
-/// Ingests one source for each of `dates`, calling `done` after each date. A failed date
-/// does not stop the others: it is returned as a message.
+/// Ingests one source for each of `dates` (a batch of dates at a time), calling `done` after
+/// each date. A failed date does not stop the others: it is returned as a message.
 async fn ingest_source_dates(
     project: &darkroom_config::Project,
     warehouse: &darkroom_storage::Warehouse,
@@ -351,15 +351,14 @@ async fn ingest_source_dates(
     };
     let mut reports = Vec::new();
     let mut failures = Vec::new();
-    for &date in dates {
-        match darkroom_sources::ingest_date(&ctx, source, date).await {
-            Ok(report) => {
-                done(&report);
-                reports.push(report);
-            }
-            Err(e) => failures.push(format!("{name} {date}: {e}")),
+    darkroom_sources::ingest_dates(&ctx, source, dates, |date, outcome| match outcome {
+        Ok(report) => {
+            done(&report);
+            reports.push(report);
         }
-    }
+        Err(e) => failures.push(format!("{name} {date}: {e}")),
+    })
+    .await;
     Ok((reports, failures))
 }
 

@@ -479,3 +479,113 @@ client_ip = "truncate"
         rows[2]
     );
 }
+
+#[test]
+fn a_range_is_ingested_in_one_batch_exactly_as_one_date_at_a_time() {
+    // Four dates: two hosts; then web-2 goes quiet and a bad line arrives; then web-1 sends
+    // the first day's bytes again (every file a duplicate); then no file at all.
+    let dates = ["2026-03-01", "2026-03-02", "2026-03-03", "2026-03-04"];
+    let first = lines(100, dates[0], false);
+    let mut second = lines(120, dates[1], false);
+    second.push_str("this is not an access log line\n");
+    let files = [
+        ("logs/web-1/access-2026-03-01.log", first.clone()),
+        (
+            "logs/web-2/access-2026-03-01.log",
+            lines(50, dates[0], false),
+        ),
+        ("logs/web-1/access-2026-03-02.log", second),
+        ("logs/web-1/access-2026-03-03.log", first),
+    ];
+    let batch = TestProject::nginx("combined", "");
+    let single = TestProject::nginx("combined", "");
+    for (path, content) in &files {
+        batch.write(path, content.as_bytes());
+        single.write(path, content.as_bytes());
+    }
+
+    let run = batch.run(&[
+        "ingest", "web", "--from", dates[0], "--to", dates[3], "--json",
+    ]);
+    assert_eq!(run.code, Some(3), "incomplete dates: {}", run.stderr);
+    let batched = run.json()["reports"].as_array().unwrap().clone();
+    let mut one_by_one = Vec::new();
+    for d in dates {
+        let run = single.run(&["ingest", "web", "--date", d, "--json"]);
+        one_by_one.push(run.json()["reports"][0].clone());
+    }
+    let summary = |r: &serde_json::Value| {
+        let files: Vec<String> = r["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                format!(
+                    "{} {} {} {}",
+                    f["path"], f["status"], f["rows"], f["detail"]
+                )
+            })
+            .collect();
+        let missing: Vec<String> = r["missing"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["host"].to_string())
+            .collect();
+        format!(
+            "{} {} {} {:?} {:?} {}",
+            r["file_date"], r["status"], r["totals"], files, missing, r["fingerprint"]
+        )
+    };
+    assert_eq!(batched.len(), 4);
+    for (b, s) in batched.iter().zip(&one_by_one) {
+        assert_eq!(summary(b), summary(s));
+    }
+    let statuses: Vec<&str> = batched
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["ok", "incomplete", "incomplete", "missing"]);
+    assert_eq!(
+        batched[1]["missing"][0]["host"], "web-2",
+        "seen the day before"
+    );
+    assert_eq!(batched[2]["files"][0]["status"], "duplicate");
+    // One commit per table for the dates with files to parse.
+    assert_eq!(batched[0]["raw_version"], batched[1]["raw_version"]);
+    assert_eq!(batched[0]["ledger_version"], batched[3]["ledger_version"]);
+    assert!(batched[2]["raw_version"].is_null(), "nothing new to load");
+
+    // The tables hold the same rows.
+    let same = |sql: &str| {
+        assert_eq!(batch.query(sql), single.query(sql), "{sql}");
+    };
+    same(
+        "SELECT file_date, host, file, line, status, event_ts FROM raw_web ORDER BY file_date, host, line",
+    );
+    same(
+        "SELECT file_date, host, file, line, reason, raw FROM _quarantine_web ORDER BY file_date, line",
+    );
+    same(
+        "SELECT file_date, record, host, hour, file, lines, bytes, rows, quarantined, \
+                first_event_ts, last_event_ts, file_size, checksum, status, \
+                CASE WHEN record = 'missing' THEN NULL ELSE detail END AS detail \
+         FROM _ingest_ledger \
+         ORDER BY file_date, record, host, hour, file",
+    );
+    assert_eq!(batch.count("SELECT count(*) FROM raw_web"), 270);
+    assert_eq!(batch.count("SELECT count(*) FROM _quarantine_web"), 1);
+
+    // Each date is recorded complete on its own: re-ingesting one date changes only it.
+    batch.write(
+        "logs/web-1/access-2026-03-02.log",
+        lines(7, dates[1], false).as_bytes(),
+    );
+    batch.run(&["ingest", "web", "--from", dates[1], "--to", dates[1]]);
+    assert_eq!(batch.count("SELECT count(*) FROM raw_web"), 157);
+    assert_eq!(batch.count("SELECT count(*) FROM _quarantine_web"), 0);
+    assert_eq!(
+        batch.count("SELECT sum(lines) FROM _ingest_ledger WHERE record = 'hour'"),
+        157
+    );
+}
