@@ -104,6 +104,9 @@ pub struct Device {
     agent: &'static str,
     ip: String,
     logged_in: bool,
+    /// The traffic channel of the device's first page view, as the warehouse's rules name it
+    /// (`fct_pageviews.channel`), once it is logged; `None` for an app or before.
+    pub landing: Option<&'static str>,
 }
 
 pub struct Person {
@@ -437,6 +440,7 @@ fn add_device(ctx: &mut Ctx<'_, '_, '_>, person: u32, platform: Platform) -> u32
         agent,
         ip,
         logged_in: false,
+        landing: None,
     });
     (ctx.world.devices.len() - 1) as u32
 }
@@ -660,12 +664,35 @@ fn emit_nginx(
     } else {
         rng.random_range(300..250_000)
     };
-    let referer = match rng.random_range(0..5) {
-        0 | 1 => "-",
-        2 => "https://www.google.com/",
+    // After the first page view, a view comes from within the site, or (one in five) from a
+    // bookmark or a typed address.
+    let mut referer = match rng.random_range(0..5) {
+        0 => "-",
         _ => "https://darkroom.example/",
     };
     let rt = rng.random_range(1..900);
+    let mut path = std::borrow::Cow::Borrowed(path);
+    if src == Src::Web
+        && kind == "page_view"
+        && ctx.world.devices[device as usize].landing.is_none()
+    {
+        let person = ctx.world.devices[device as usize].person;
+        let first = ctx.world.persons[person as usize].devices.first() == Some(&device);
+        // A person's first device arrives by their acquisition channel; a later one is
+        // typed in.
+        let channel = if first {
+            ctx.world.persons[person as usize].channel
+        } else {
+            "organic"
+        };
+        let (landing, from, query) = landing(channel, device);
+        ctx.world.devices[device as usize].landing = Some(landing);
+        referer = from;
+        if !query.is_empty() {
+            let joiner = if path.contains('?') { '&' } else { '?' };
+            path = std::borrow::Cow::Owned(format!("{path}{joiner}{query}"));
+        }
+    }
     let d = &ctx.world.devices[device as usize];
     ctx.logs.emit(Line {
         src,
@@ -679,6 +706,64 @@ fn emit_nginx(
             uid_text(user)
         ),
     });
+}
+
+/// How a device's first page view arrives for a person of acquisition `channel`: the channel
+/// the warehouse's rules will see (`fct_pageviews.channel`), the referer, and the query string
+/// added to the page (UTM tags, click ids). Picked by device, with no random draw, so the rest
+/// of the simulation is the same whatever the channel.
+fn landing(channel: &str, device: u32) -> (&'static str, &'static str, &'static str) {
+    let n = device as usize;
+    match channel {
+        "search" => (
+            "search",
+            [
+                "https://www.google.com/",
+                "https://www.bing.com/",
+                "https://duckduckgo.com/",
+            ][n % 3],
+            "",
+        ),
+        "social" => [
+            ("social", "https://www.instagram.com/", ""),
+            ("social", "https://www.facebook.com/", ""),
+            ("social", "https://t.co/", ""),
+            ("social", "https://www.pinterest.com/", ""),
+            (
+                "social",
+                "-",
+                "utm_source=newsletter_share&utm_medium=social&utm_campaign=weekly_picks",
+            ),
+        ][n % 5],
+        "paid" => [
+            (
+                "paid",
+                "https://www.google.com/",
+                "utm_source=google&utm_medium=cpc&utm_campaign=sell_your_photos&gclid=Cj0KCQ",
+            ),
+            (
+                "paid",
+                "https://www.facebook.com/",
+                "utm_source=facebook&utm_medium=paidsocial&utm_campaign=golden_hour&fbclid=IwAR2",
+            ),
+            (
+                "paid",
+                "https://www.bing.com/",
+                "utm_source=bing&utm_medium=cpc&utm_campaign=stock_photos&msclkid=5f2c",
+            ),
+        ][n % 3],
+        "referral" => (
+            "referral",
+            [
+                "https://petapixel.example/best-photo-marketplaces",
+                "https://forum.photo-critique.example/threads/41822",
+                "https://photoblog.example/2026/selling-my-prints",
+            ][n % 3],
+            "",
+        ),
+        // organic: a typed address, a bookmark, a link in an email client.
+        _ => ("direct", "-", ""),
+    }
 }
 
 fn emit_app(ctx: &mut Ctx<'_, '_, '_>, device: u32, user: u32, ts: i64, event: &str, screen: &str) {

@@ -220,6 +220,10 @@ pub(crate) fn write(
             "users_deleted": world.users.iter().filter(|u| u.deleted_ms.is_some()).count(),
             "persons_by_platform_of_first_visit": count_by(world.persons.iter().map(|p| world.devices[p.devices[0] as usize].platform.name())),
             "persons_by_channel": count_by(world.persons.iter().map(|p| p.channel)),
+            // Each web device's first page view by the channel the warehouse must give it:
+            // a person's first device comes by their channel (organic as direct), a later one
+            // direct.
+            "web_devices_by_landing_channel": count_by(world.devices.iter().filter_map(|d| d.landing)),
             "users_by_country": count_by(world.users.iter().map(|u| u.country)),
             "users_by_signup_platform": count_by(world.users.iter().map(|u| u.platform.name())),
         },
@@ -283,8 +287,9 @@ const TRUTH_README: &str = "\
 Written by `darkroom demo` from the simulation itself, before the logs were written and before
 any fault was applied (never by reading the files back). Days are in the project time zone.
 
-- `summary.json`: seed, period, real-world totals and totals as the warehouse can resolve them,
-  database row counts, log lines produced / written / lost / garbled, the planted leading
+- `summary.json`: seed, period, real-world totals and totals as the warehouse can resolve them
+  (with `web_devices_by_landing_channel`: each web visitor's first page view by the traffic
+  channel its referer and UTM tags give it), database row counts, log lines produced / written / lost / garbled, the planted leading
   indicators with their true effect and observed rates, the injected faults, database changes.
 - `daily.json`: per day: visitors (resolvable and real), daily active and engaged users,
   signups, uploads, likes, comments, follows, submissions, purchases, sales, subscriptions.

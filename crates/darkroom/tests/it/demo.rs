@@ -622,6 +622,34 @@ fn the_star_schema_matches_the_ground_truth_day_by_day() {
         let ours = u64::try_from(p.count(&format!("SELECT count(*) FROM {fact}"))).unwrap();
         assert_eq!(ours, n(rows), "{fact}");
     }
+    // Every web visitor's first page view from outside the site (the first touch, as
+    // dim_person takes it; a session cut at midnight can log a click within the site in the
+    // same second) gets the channel it arrived by (referer, UTM tags, click ids): the channel
+    // rules of fct_pageviews agree with the simulation, channel by channel.
+    let landings = p.query(
+        "SELECT channel, count(*) AS n FROM ( \
+           SELECT visitor_id, first_value(channel ORDER BY event_ts) AS channel \
+           FROM fct_pageviews WHERE channel <> 'internal' GROUP BY visitor_id) \
+         GROUP BY channel ORDER BY channel",
+    );
+    let expected = summary["real_world"]["web_devices_by_landing_channel"]
+        .as_object()
+        .unwrap();
+    assert_eq!(
+        landings.len(),
+        expected.len(),
+        "{landings:?} vs {expected:?}"
+    );
+    for row in &landings {
+        let channel = row["channel"].as_str().unwrap();
+        assert_eq!(row["n"], expected[channel], "landings by {channel}");
+    }
+    for channel in ["direct", "search", "social", "paid", "referral"] {
+        assert!(
+            expected.contains_key(channel),
+            "the demo has {channel} visitors"
+        );
+    }
 }
 
 /// The daily mart agrees with the truth, day by day and measure by measure; returns how many
