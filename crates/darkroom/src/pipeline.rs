@@ -435,7 +435,7 @@ pub(crate) fn print_outcome(outcome: &RunOutcome, json: bool) -> Result<()> {
             notes.len() - 10
         );
     }
-    Ok(())
+    print_text(&out)
 }
 
 /// Per stage: tasks by status, and rows written.

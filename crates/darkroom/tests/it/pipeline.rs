@@ -175,6 +175,20 @@ fn a_backfill_builds_the_truth_once_even_when_triggered_twice_and_a_rerun_redoes
     assert_eq!(to_run.len(), 8, "{to_run:?}");
     assert!(to_run.contains("build/fct_web_traffic/2026-01-01"));
     assert!(to_run.contains("publish/2026-01-07"));
+
+    // Without --json the run says how it went, stage by stage.
+    let run = p.run(&["backfill", "--from", FIRST, "--to", LAST]).ok();
+    assert!(
+        run.stdout
+            .contains(&format!("{FIRST} to {LAST}: succeeded")),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("stage") && run.stdout.contains("publish"),
+        "{}",
+        run.stdout
+    );
 }
 
 #[test]
