@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use arrow::array::{Date32Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use darkroom_storage::{PartitionWrite, StorageSettings, Warehouse};
+use darkroom_storage::{PartitionWrite, RangeWrite, StorageSettings, Warehouse};
 use datafusion::common::ScalarValue;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 
@@ -399,4 +399,148 @@ async fn maintenance_compacts_the_small_files_merges_leave() {
     assert_eq!(count(&w, "SELECT count(DISTINCT id) FROM dim_k").await, 40);
     let done = w.completion("dim_k", "test/dim_k").await.unwrap().unwrap();
     assert_eq!(done.fingerprint, "m3");
+}
+
+/// Rows of (source, day) for a table partitioned by `source` then `event_date`.
+fn sourced(rows: &[(&str, i32, i64)]) -> (SchemaRef, RecordBatch) {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("source", DataType::Utf8, false),
+        Field::new("event_date", DataType::Date32, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        Arc::clone(&schema),
+        vec![
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.2))),
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))),
+            Arc::new(Date32Array::from_iter_values(rows.iter().map(|r| r.1))),
+        ],
+    )
+    .unwrap();
+    (schema, batch)
+}
+
+fn dated_write(source: &str, dates: &[i32], rows: &[(&str, i32, i64)]) -> RangeWrite {
+    let (schema, batch) = sourced(rows);
+    let day = |d: i32| chrono::NaiveDate::from_num_days_from_ce_opt(719_163 + d).unwrap();
+    RangeWrite {
+        table: "ledger".into(),
+        partition_column: "event_date".into(),
+        fixed: vec![("source".into(), ScalarValue::Utf8(Some(source.into())))],
+        dates: dates.iter().map(|d| day(*d)).collect(),
+        input: Box::pin(RecordBatchStreamAdapter::new(
+            Arc::clone(&schema),
+            futures::stream::iter(vec![Ok(batch)]),
+        )),
+        schema,
+        task_prefix: format!("ingest/{source}"),
+        fingerprint: "all".into(),
+        fingerprints: dates
+            .iter()
+            .map(|d| (day(*d), format!("fp-{source}-{d}")))
+            .collect(),
+        plain_columns: Vec::new(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_set_of_dates_with_a_fixed_value_replaces_exactly_those_partitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = Warehouse::open(StorageSettings::local(dir.path())).unwrap();
+    // web on days 100..=103 and api on day 101, in two commits
+    let first = w
+        .replace_date_range(dated_write(
+            "web",
+            &[100, 101, 102, 103],
+            &[
+                ("web", 100, 1),
+                ("web", 101, 2),
+                ("web", 102, 3),
+                ("web", 103, 4),
+            ],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(first.rows, 4);
+    w.replace_date_range(dated_write("api", &[101], &[("api", 101, 9)]))
+        .await
+        .unwrap();
+
+    // web days 100 and 103 (not contiguous) again: 100 gets new rows, 103 none; 101 and 102
+    // and api's 101 keep theirs.
+    let again = w
+        .replace_date_range(dated_write(
+            "web",
+            &[100, 103],
+            &[("web", 100, 10), ("web", 100, 11)],
+        ))
+        .await
+        .unwrap();
+    let ids = |sql: &str| {
+        let w = w.clone();
+        let sql = sql.to_string();
+        async move {
+            let r = w.query(&sql).await.unwrap();
+            let mut out = Vec::new();
+            for b in &r.batches {
+                let c = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+                out.extend(c.values().iter().copied());
+            }
+            out
+        }
+    };
+    assert_eq!(
+        ids("SELECT id FROM ledger ORDER BY id").await,
+        [2, 3, 9, 10, 11]
+    );
+    // each date is complete on its own, with its own fingerprint; day 101 still by the first
+    let done = |task: &'static str| {
+        let w = w.clone();
+        async move { w.completion("ledger", task).await.unwrap().unwrap() }
+    };
+    let d100 = done("ingest/web/1970-04-11").await;
+    assert_eq!(d100.fingerprint, "fp-web-100");
+    assert_eq!(d100.table_version, again.table_version);
+    let d101 = done("ingest/web/1970-04-12").await;
+    assert_eq!(d101.table_version, first.table_version);
+    assert_eq!(d101.fingerprint, "fp-web-101");
+    assert_eq!(
+        done("ingest/api/1970-04-12").await.fingerprint,
+        "fp-api-101"
+    );
+
+    // A row of another date, or of another fixed value, commits nothing.
+    let err = w
+        .replace_date_range(dated_write(
+            "web",
+            &[100, 103],
+            &[("web", 100, 20), ("web", 101, 21)],
+        ))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("event_date = 1970-04-12")
+            && err.contains("2 dates from 1970-04-11 to 1970-04-14"),
+        "{err}"
+    );
+    let err = w
+        .replace_date_range(dated_write("web", &[100], &[("api", 100, 30)]))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("source = api") && err.contains("source = web"),
+        "{err}"
+    );
+    assert_eq!(
+        ids("SELECT id FROM ledger ORDER BY id").await,
+        [2, 3, 9, 10, 11]
+    );
+    // no date at all is refused too
+    assert!(
+        w.replace_date_range(dated_write("web", &[], &[]))
+            .await
+            .is_err()
+    );
 }
