@@ -104,4 +104,11 @@ pub trait LogParser: Send {
     /// Take the rows parsed so far as one [`RecordBatch`] with exactly `schema()`;
     /// the parser is empty afterwards.
     fn finish_batch(&mut self) -> Result<RecordBatch, ArrowError>;
+
+    /// Text columns whose values vary freely from line to line (a request path, a user
+    /// agent, a client address): min/max statistics over them never prune a file or a page
+    /// and cost time to compute, so the warehouse writes them without.
+    fn free_text_columns(&self) -> Vec<String> {
+        Vec::new()
+    }
 }

@@ -532,6 +532,7 @@ async fn build_one(
                                 .filter_map(|d| own(d).map(|f| (d, f)))
                                 .collect(),
                             plain_columns: Vec::new(),
+                            free_text_columns: Vec::new(),
                         })
                         .await
                 } else {

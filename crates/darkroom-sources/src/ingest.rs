@@ -624,10 +624,11 @@ fn raw_schema(parser: &dyn LogParser) -> (SchemaRef, Vec<usize>) {
         .fields()
         .iter()
         .map(|f| {
-            if matches!(f.name().as_str(), "host" | "file" | "file_date") {
-                f.as_ref().clone().with_name(format!("log_{}", f.name()))
-            } else {
+            let name = raw_name(f.name());
+            if &name == f.name() {
                 f.as_ref().clone()
+            } else {
+                f.as_ref().clone().with_name(name)
             }
         })
         .collect();
@@ -638,6 +639,16 @@ fn raw_schema(parser: &dyn LogParser) -> (SchemaRef, Vec<usize>) {
     fields.push(Field::new("file", DataType::Utf8, false));
     fields.push(Field::new("file_date", DataType::Date32, false));
     (Arc::new(Schema::new(fields)), ts_index)
+}
+
+/// The raw table's name for a parsed column: `log_<name>` for one that would clash with a
+/// lineage column.
+fn raw_name(column: &str) -> String {
+    if matches!(column, "host" | "file" | "file_date") {
+        format!("log_{column}")
+    } else {
+        column.to_owned()
+    }
 }
 
 /// One fingerprint standing for several dates' own.
@@ -666,6 +677,11 @@ async fn parse_and_write(
     files: Vec<(NaiveDate, LocalFile)>,
 ) -> Result<(ParseOutcome, (u64, u64))> {
     let (schema, ts_index) = raw_schema(parser.as_ref());
+    let free_text: Vec<String> = parser
+        .free_text_columns()
+        .into_iter()
+        .map(|c| raw_name(&c))
+        .collect();
     let Some(&ts_col) = ts_index.first() else {
         return Err(SourceError::Internal(
             "parser has no event_ts column".into(),
@@ -702,24 +718,27 @@ async fn parse_and_write(
         })
     });
 
-    let write = |table: String, column: &str, schema: SchemaRef, rx, plain: &str| RangeWrite {
-        table,
-        partition_column: column.into(),
-        fixed: Vec::new(),
-        dates: dates.clone(),
-        input: channel_stream(Arc::clone(&schema), rx),
-        schema,
-        task_prefix: format!("ingest/{}", source.name()),
-        fingerprint: combined(&fingerprints),
-        fingerprints: fingerprints.clone(),
-        plain_columns: vec![plain.into()],
-    };
+    let write =
+        |table: String, column: &str, schema: SchemaRef, rx, plain: &str, free| RangeWrite {
+            table,
+            partition_column: column.into(),
+            fixed: Vec::new(),
+            dates: dates.clone(),
+            input: channel_stream(Arc::clone(&schema), rx),
+            schema,
+            task_prefix: format!("ingest/{}", source.name()),
+            fingerprint: combined(&fingerprints),
+            fingerprints: fingerprints.clone(),
+            plain_columns: vec![plain.into()],
+            free_text_columns: free,
+        };
     let raw_write = ctx.warehouse.replace_date_range(write(
         source.raw_table(),
         "file_date",
         Arc::clone(&schema),
         raw_rx,
         "line",
+        free_text,
     ));
     let q_write = ctx.warehouse.replace_date_range(write(
         source.quarantine_table(),
@@ -727,6 +746,7 @@ async fn parse_and_write(
         quarantine::schema(),
         q_rx,
         "raw",
+        Vec::new(),
     ));
     let (raw, quarantined, produced) = tokio::join!(raw_write, q_write, producer);
     ctx.progress.end();
@@ -916,16 +936,16 @@ impl Producer {
             .into_iter()
             .peekable();
         let row_bytes = std::mem::take(&mut state.row_bytes);
-        let hours = self.hours.entry(state.date).or_default();
+        // Counted per hour of this batch, then added to the host's hours: one lookup (and one
+        // copy of the host name) per hour, not per line.
+        let mut hours: BTreeMap<Option<i64>, Counts> = BTreeMap::new();
         for i in 0..=n {
             while let Some(&(before, len)) = pending.peek() {
                 if before != i {
                     break;
                 }
                 pending.next();
-                let c = hours
-                    .entry((state.host.clone(), state.last_hour))
-                    .or_default();
+                let c = hours.entry(state.last_hour).or_default();
                 c.lines += 1;
                 c.bytes += len;
                 c.quarantined += 1;
@@ -939,7 +959,7 @@ impl Producer {
             let t = ts.as_ref().filter(|a| a.is_valid(i)).map(|a| a.value(i));
             let hour = t.map(|t| t.div_euclid(HOUR_US) * HOUR_US);
             let len = row_bytes.get(i).copied().unwrap_or(0);
-            let c = hours.entry((state.host.clone(), hour)).or_default();
+            let c = hours.entry(hour).or_default();
             c.lines += 1;
             c.bytes += len;
             c.rows += 1;
@@ -951,6 +971,13 @@ impl Producer {
                 state.counts.add_event(t);
             }
             state.last_hour = hour.or(state.last_hour);
+        }
+        let host_hours = self.hours.entry(state.date).or_default();
+        for (hour, counts) in hours {
+            host_hours
+                .entry((state.host.clone(), hour))
+                .or_default()
+                .merge(&counts);
         }
         if n > 0 {
             let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
@@ -1076,6 +1103,7 @@ async fn write_ledger(
             fingerprint: combined(fingerprints),
             fingerprints: fingerprints.clone(),
             plain_columns: Vec::new(),
+            free_text_columns: Vec::new(),
         })
         .await?;
     Ok(outcome.table_version)

@@ -9,6 +9,7 @@
 //! It must not know what the tables mean: sources, models and checks decide what to write;
 //! this crate makes each write atomic and idempotent.
 
+mod date_writers;
 mod error;
 mod evolve;
 pub mod failpoint;

@@ -30,9 +30,7 @@ use deltalake::kernel::transaction::{CommitBuilder, CommitProperties, TableRefer
 use deltalake::kernel::{Action, MetadataExt, StructType, Transaction};
 use deltalake::operations::create::CreateBuilder;
 use deltalake::operations::get_num_idx_cols_and_stats_columns;
-use deltalake::operations::write::writer::{
-    DeltaWriter, PartitionWriter, PartitionWriterConfig, WriterConfig,
-};
+use deltalake::operations::write::writer::{PartitionWriter, PartitionWriterConfig};
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::table::state::DeltaTableState;
 use futures::StreamExt;
@@ -42,6 +40,7 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use serde_json::json;
 
+use crate::date_writers::{DateWriters, FileSettings};
 use crate::{Result, StorageError, Warehouse, failpoint};
 
 /// The zstd level of every Parquet file the warehouse writes.
@@ -113,6 +112,10 @@ pub struct RangeWrite {
     pub fingerprints: BTreeMap<chrono::NaiveDate, String>,
     /// Columns holding a different value in nearly every row (see [`PartitionWrite`]).
     pub plain_columns: Vec<String>,
+    /// Text columns whose values vary freely (a request path, a user agent): written with a
+    /// dictionary where it helps but no min/max statistics, which would never prune a file
+    /// or a page and cost time (one string comparison per value and bound).
+    pub free_text_columns: Vec<String>,
 }
 
 impl RangeWrite {
@@ -206,6 +209,15 @@ fn writer_properties_builder() -> parquet::file::properties::WriterPropertiesBui
 /// (a raw log `line`): those get no dictionary and no min/max statistics, which cost time
 /// and would buy nothing.
 fn writer_properties_for(file_schema: &SchemaRef, plain_columns: &[String]) -> WriterProperties {
+    writer_properties_with(file_schema, plain_columns, &[])
+}
+
+/// [`writer_properties_for`], and no statistics for `free_text` columns either.
+fn writer_properties_with(
+    file_schema: &SchemaRef,
+    plain_columns: &[String],
+    free_text: &[String],
+) -> WriterProperties {
     let mut builder = writer_properties_builder();
     for c in plain_columns {
         if file_schema.index_of(c).is_ok() {
@@ -213,6 +225,14 @@ fn writer_properties_for(file_schema: &SchemaRef, plain_columns: &[String]) -> W
             builder = builder
                 .set_column_dictionary_enabled(path.clone(), false)
                 .set_column_statistics_enabled(path, EnabledStatistics::None);
+        }
+    }
+    for c in free_text {
+        if file_schema.index_of(c).is_ok() {
+            builder = builder.set_column_statistics_enabled(
+                ColumnPath::from(c.as_str()),
+                EnabledStatistics::None,
+            );
         }
     }
     builder.build()
@@ -579,6 +599,7 @@ impl Warehouse {
             fingerprint,
             fingerprints,
             plain_columns,
+            free_text_columns,
         } = write;
         let invalid = |message: String| StorageError::InvalidWrite {
             table: name.clone(),
@@ -627,16 +648,22 @@ impl Warehouse {
         failpoint::hit("write.before_data_files", &name);
         let (num_indexed_cols, stats_columns) =
             get_num_idx_cols_and_stats_columns(Some(state.table_config()), HashMap::new());
-        let config = WriterConfig::new(
-            Arc::clone(&schema),
-            partition_columns.clone(),
-            Some(writer_properties_for(&schema, &plain_columns)),
-            Some(TARGET_FILE_SIZE),
-            None,
-            num_indexed_cols,
-            stats_columns,
-        );
-        let mut writer = DeltaWriter::new(table.object_store(), config);
+        let mut writer = DateWriters::new(
+            &name,
+            &schema,
+            fixed_values
+                .iter()
+                .map(|f| (f.column.clone(), f.scalar.clone()))
+                .collect(),
+            &partition_column,
+            FileSettings {
+                store: table.object_store(),
+                properties: writer_properties_with(&schema, &plain_columns, &free_text_columns),
+                target_file_size: TARGET_FILE_SIZE,
+                num_indexed_cols,
+                stats_columns,
+            },
+        )?;
         let (lo, hi) = (days_since_epoch(from), days_since_epoch(to));
         // wanted[day - lo]: whether that day is one of the dates written.
         let mut wanted = vec![false; usize::try_from(hi - lo).unwrap_or(0) + 1];
@@ -684,16 +711,10 @@ impl Warehouse {
                 )));
             }
             rows += batch.num_rows() as u64;
-            writer
-                .write(&batch)
-                .await
-                .map_err(|e| StorageError::delta(&name, e))?;
+            writer.write(&batch, column).await?;
         }
         failpoint::hit("write.input_consumed", &name);
-        let adds = writer
-            .close()
-            .await
-            .map_err(|e| StorageError::delta(&name, e))?;
+        let adds = writer.close().await?;
         failpoint::hit("write.before_commit", &name);
         let mut actions: Vec<Action> = adds.into_iter().map(Action::Add).collect();
         let inside = |values: &HashMap<String, Option<String>>| {

@@ -440,6 +440,7 @@ fn dated_write(source: &str, dates: &[i32], rows: &[(&str, i32, i64)]) -> RangeW
             .map(|d| (day(*d), format!("fp-{source}-{d}")))
             .collect(),
         plain_columns: Vec::new(),
+        free_text_columns: Vec::new(),
     }
 }
 
@@ -542,5 +543,124 @@ async fn a_set_of_dates_with_a_fixed_value_replaces_exactly_those_partitions() {
         w.replace_date_range(dated_write("web", &[], &[]))
             .await
             .is_err()
+    );
+}
+
+/// The Parquet column chunks of `column` in the data files under `folder`.
+fn chunks(
+    folder: &std::path::Path,
+    column: &str,
+) -> Vec<parquet::file::metadata::ColumnChunkMetaData> {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let mut out = Vec::new();
+    for file in std::fs::read_dir(folder)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+    {
+        if file.extension().is_none_or(|x| x != "parquet") {
+            continue;
+        }
+        let reader = SerializedFileReader::new(std::fs::File::open(file).unwrap()).unwrap();
+        for group in reader.metadata().row_groups() {
+            out.extend(
+                group
+                    .columns()
+                    .iter()
+                    .filter(|c| c.column_path().string() == column)
+                    .cloned(),
+            );
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_range_write_sends_each_date_to_its_files_and_free_text_gets_no_statistics() {
+    use parquet::basic::Encoding;
+
+    let dir = tempfile::tempdir().unwrap();
+    let w = Warehouse::open(StorageSettings::local(dir.path())).unwrap();
+    // an ingest's batches: each of one date, the dates one after the other; then a batch of
+    // two dates (a model computing several at once)
+    let batches = [
+        sourced(&[("web", 100, 1), ("web", 100, 2)]).1,
+        sourced(&[("web", 101, 3)]).1,
+        sourced(&[("web", 102, 4), ("web", 100, 5), ("web", 102, 6)]).1,
+    ];
+    let mut write = dated_write("web", &[100, 101, 102], &[]);
+    write.input = Box::pin(RecordBatchStreamAdapter::new(
+        Arc::clone(&write.schema),
+        futures::stream::iter(batches.into_iter().map(Ok)),
+    ));
+    // names that are no column of the files are ignored
+    write.free_text_columns = vec!["source".into(), "missing".into()];
+    let out = w.replace_date_range(write).await.unwrap();
+    assert_eq!(out.rows, 6);
+    let per_day = |day: &str| {
+        let w = w.clone();
+        let sql = format!("SELECT id FROM ledger WHERE event_date = DATE '{day}' ORDER BY id");
+        async move {
+            let r = w.query(&sql).await.unwrap();
+            let mut ids = Vec::new();
+            for b in &r.batches {
+                let c = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+                ids.extend(c.values().iter().copied());
+            }
+            ids
+        }
+    };
+    assert_eq!(per_day("1970-04-11").await, [1, 2, 5]);
+    assert_eq!(per_day("1970-04-12").await, [3]);
+    assert_eq!(per_day("1970-04-13").await, [4, 6]);
+    // `source` is a partition column here: its values are in the folder names, not the
+    // files; `id` keeps its statistics
+    let folder = dir
+        .path()
+        .join("ledger")
+        .join("source=web")
+        .join("event_date=1970-04-11");
+    let ids = chunks(&folder, "id");
+    assert!(!ids.is_empty());
+    assert!(
+        ids.iter()
+            .all(|c| c.statistics().is_some_and(|s| s.min_bytes_opt().is_some()))
+    );
+    assert!(chunks(&folder, "source").is_empty());
+
+    // a free-text column of a table's files: a dictionary, no statistics
+    let (schema, _) = sourced(&[]);
+    let schema = Arc::new(Schema::new(
+        schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .chain([Field::new("agent", DataType::Utf8, false)])
+            .collect::<Vec<_>>(),
+    ));
+    let (_, rows) = sourced(&[("web", 100, 7), ("web", 100, 8)]);
+    let mut columns = rows.columns().to_vec();
+    columns.push(Arc::new(StringArray::from(vec!["curl/8", "curl/8"])));
+    let batch = RecordBatch::try_new(Arc::clone(&schema), columns).unwrap();
+    let mut agents = dated_write("web", &[100], &[]);
+    agents.table = "agents".into();
+    agents.schema = Arc::clone(&schema);
+    agents.input = Box::pin(RecordBatchStreamAdapter::new(
+        Arc::clone(&schema),
+        futures::stream::iter(vec![Ok(batch)]),
+    ));
+    agents.free_text_columns = vec!["agent".into()];
+    w.replace_date_range(agents).await.unwrap();
+    let folder = dir
+        .path()
+        .join("agents")
+        .join("source=web")
+        .join("event_date=1970-04-11");
+    let agent = chunks(&folder, "agent");
+    assert_eq!(agent.len(), 1);
+    assert!(agent[0].statistics().is_none(), "{:?}", agent[0]);
+    assert!(
+        agent[0].encodings().any(|e| e == Encoding::RLE_DICTIONARY),
+        "{:?}",
+        agent[0]
     );
 }

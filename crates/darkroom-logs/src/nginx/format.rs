@@ -178,6 +178,21 @@ impl NginxFormat {
         Arc::new(Schema::new(fields))
     }
 
+    /// The text columns whose values vary freely: every text variable and the client
+    /// address, and the request's target; not the request's method and protocol (a handful
+    /// of short values).
+    pub fn free_text_columns(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for f in &self.fields {
+            match f.kind {
+                Kind::RemoteAddr | Kind::Text => out.push(f.var.clone()),
+                Kind::Request => out.push("request_path".to_owned()),
+                Kind::Time(_) | Kind::Status | Kind::Int64 | Kind::Float64 => {}
+            }
+        }
+        out
+    }
+
     fn builtin(format: &str) -> Self {
         match Self::compile(format) {
             Ok(f) => f,
@@ -446,6 +461,31 @@ mod tests {
             NginxFormat::common()
         );
         assert_eq!(NginxFormat::common().fields.last().unwrap().end, End::Rest);
+    }
+
+    #[test]
+    fn free_text_columns_are_the_text_that_varies_freely() {
+        let f = NginxFormat::from_name_or_format(DEMO).unwrap();
+        assert_eq!(
+            f.free_text_columns(),
+            [
+                "remote_addr",
+                "remote_user",
+                "request_path",
+                "http_referer",
+                "http_user_agent",
+                "cookie_vid",
+                "user_id"
+            ]
+        );
+        // every one is a text column of the schema
+        let schema = f.schema();
+        for c in f.free_text_columns() {
+            assert_eq!(
+                schema.field_with_name(&c).unwrap().data_type(),
+                &DataType::Utf8
+            );
+        }
     }
 
     #[test]

@@ -243,6 +243,10 @@ impl LogParser for NginxParser {
         self.rows = 0;
         RecordBatch::try_new(Arc::clone(&self.schema), self.columns.finish()?)
     }
+
+    fn free_text_columns(&self) -> Vec<String> {
+        self.format.free_text_columns()
+    }
 }
 
 /// Describes the bytes found where something else was expected: up to `want` bytes (at least
