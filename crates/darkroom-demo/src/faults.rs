@@ -12,7 +12,7 @@
 //! | `missing-day:date=2026-02-23` | no log file at all for that date |
 //! | `clock-skew:host=web-3,hours=5[,from=2026-02-25]` | the host's clock runs that many hours off (negative: behind), for the whole period or from that date on |
 //! | `schema-drift:change=rename\|type\|enum` | the production schema drifts: `users.country` renamed `country_code`, `photos.width` turned into text, or a new plan `team` |
-//! | `db-unreachable:date=2026-02-24` | the production database cannot be reached during that night's run (recorded for the orchestrator) |
+//! | `db-unreachable:date=2026-02-24` | the production database cannot be reached during that night's run: `darkroom demo` runs that night on its own with the database down (its extract fails, nothing is published), then the nights after it, so the last one publishes with it degraded |
 
 use std::collections::BTreeMap;
 use std::fmt;

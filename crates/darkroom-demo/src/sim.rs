@@ -104,6 +104,10 @@ pub struct Device {
     agent: &'static str,
     ip: String,
     logged_in: bool,
+    /// A member of another person's household who also logs in on this device (a shared
+    /// family computer or tablet), and the day of their first session on it.
+    borrower: Option<u32>,
+    borrowed_since: Option<u32>,
     /// The traffic channel of the device's first page view, as the warehouse's rules name it
     /// (`fct_pageviews.channel`), once it is logged; `None` for an app or before.
     pub landing: Option<&'static str>,
@@ -292,6 +296,8 @@ const SCREENS: [&str; 6] = [
 
 struct Ctx<'w, 'l, 'd> {
     rng: ChaCha8Rng,
+    /// For the choices made without a draw from `rng` (see [`chance`]).
+    seed: u64,
     world: &'w mut World,
     logs: &'l mut LogWriter<'d>,
     end_ms: i64,
@@ -328,6 +334,7 @@ pub fn simulate(opts: &DemoOptions, tz: Tz, logs: &mut LogWriter<'_>) -> Result<
     let end_ms = *world.midnights.last().unwrap_or(&0);
     let mut ctx = Ctx {
         rng: ChaCha8Rng::seed_from_u64(opts.seed),
+        seed: opts.seed,
         world: &mut world,
         logs,
         end_ms,
@@ -440,9 +447,18 @@ fn add_device(ctx: &mut Ctx<'_, '_, '_>, person: u32, platform: Platform) -> u32
         agent,
         ip,
         logged_in: false,
+        borrower: None,
+        borrowed_since: None,
         landing: None,
     });
     (ctx.world.devices.len() - 1) as u32
+}
+
+impl Device {
+    /// Whether a second user has logged in on this device (a household's shared one).
+    pub fn shared(&self) -> bool {
+        self.borrowed_since.is_some()
+    }
 }
 
 fn other_platform(rng: &mut ChaCha8Rng, p: Platform) -> Platform {
@@ -911,13 +927,19 @@ fn member_day(ctx: &mut Ctx<'_, '_, '_>, p: u32, user: u32, d: u32, weekday: f64
     if u.first_week_follows >= FOLLOWS_INDICATOR_MIN && age >= 7.0 {
         active = (active * 1.2).min(0.95);
     }
-    // New devices: the first device logs in some day; some get a third device.
+    let signup_day = u.signup_day;
+    // New devices: the first device logs in some day; some get a third device; some share
+    // one with their household.
     if person.relink_first_device && !ctx.world.devices[person.devices[0] as usize].logged_in {
         let first = person.devices[0];
         if ctx.rng.random_bool(0.1) {
             ctx.world.devices[first as usize].logged_in = true;
         }
     }
+    if shared_device_day(ctx.seed, p, signup_day) == Some(d) {
+        borrow_a_device(ctx, p);
+    }
+    let person = &ctx.world.persons[p as usize];
     if person.extra_device_day == Some(d) {
         let last = *person.devices.last().unwrap_or(&0);
         let platform = other_platform(&mut ctx.rng, ctx.world.devices[last as usize].platform);
@@ -938,7 +960,77 @@ fn member_day(ctx: &mut Ctx<'_, '_, '_>, p: u32, user: u32, d: u32, weekday: f64
             .collect();
         let device = logged[ctx.rng.random_range(0..logged.len())];
         let start = session_start(ctx, d);
-        member_session(ctx, p, user, device, start, d);
+        let dv = &mut ctx.world.devices[device as usize];
+        if dv.person != p && dv.borrowed_since.is_none() {
+            dv.borrowed_since = Some(d);
+        }
+        // On a device someone else in the household also logs in on, the owner is logged out
+        // on some days and browses anonymously: the warehouse gives those views to the user
+        // most recently linked to the device (DESIGN.md's identity rule), the truth too.
+        if dv.person == p
+            && dv.borrowed_since.is_some_and(|since| since < d)
+            && chance(
+                ctx.seed,
+                &[2, u64::from(p), u64::from(d)],
+                SHARED_LOGGED_OUT,
+            )
+        {
+            session(ctx, device, 0, start, d, &mut Vec::new());
+        } else {
+            member_session(ctx, p, user, device, start, d);
+        }
+    }
+}
+
+/// Share of members who also log in on a device of another member of their household.
+const SHARED_DEVICE_MEMBERS: f64 = 0.04;
+/// Chance that, on a given day, the owner of a shared device is logged out on it.
+const SHARED_LOGGED_OUT: f64 = 0.3;
+
+/// A deterministic draw from the seed and `keys`, outside the simulation's random stream (so
+/// adding such a choice does not shift every later draw).
+fn chance(seed: u64, keys: &[u64], p: f64) -> bool {
+    let mut h = seed ^ 0x9E37_79B9_7F4A_7C15;
+    for &k in keys {
+        h = splitmix(h ^ k);
+    }
+    (h >> 11) as f64 / (1_u64 << 53) as f64 <= p
+}
+
+fn splitmix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+/// The day a member starts logging in on a household member's device, if they do.
+fn shared_device_day(seed: u64, p: u32, signup_day: u32) -> Option<u32> {
+    if !chance(seed, &[1, u64::from(p)], SHARED_DEVICE_MEMBERS) {
+        return None;
+    }
+    let offset = splitmix(seed ^ u64::from(p) ^ 0x5EED) % 30;
+    Some(signup_day + 1 + offset as u32)
+}
+
+/// Member `p` starts using a device of a member who arrived shortly before them (their
+/// household): one that member logs in on and nobody else borrows yet.
+fn borrow_a_device(ctx: &mut Ctx<'_, '_, '_>, p: u32) {
+    let world = &ctx.world;
+    let found = (p.saturating_sub(200)..p).rev().find_map(|q| {
+        let owner = &world.persons[q as usize];
+        let user = owner.user?;
+        if world.users[user as usize - 1].deleted_ms.is_some() {
+            return None;
+        }
+        owner.devices.iter().copied().find(|&dv| {
+            let d = &world.devices[dv as usize];
+            d.person == q && d.logged_in && d.borrower.is_none()
+        })
+    });
+    if let Some(dv) = found {
+        ctx.world.devices[dv as usize].borrower = Some(p);
+        ctx.world.persons[p as usize].devices.push(dv);
     }
 }
 

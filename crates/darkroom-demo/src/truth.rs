@@ -28,30 +28,47 @@ enum Who {
     Visitor(u32),
 }
 
-/// Identity as the warehouse can resolve it: each device's first link to a user.
+/// Identity as the warehouse can resolve it: when each device was first seen with each user.
 struct Identity {
-    first_link: HashMap<u32, (i64, u32)>,
+    /// device -> (first seen together, user), sorted.
+    links: HashMap<u32, Vec<(i64, u32)>>,
 }
 
 impl Identity {
     fn new(world: &World) -> Self {
-        let mut first_link: HashMap<u32, (i64, u32)> = HashMap::new();
+        let mut first: HashMap<(u32, u32), i64> = HashMap::new();
         for t in world.touches.iter().filter(|t| t.user != 0) {
-            let e = first_link.entry(t.device).or_insert((t.ts_ms, t.user));
-            if t.ts_ms < e.0 {
-                *e = (t.ts_ms, t.user);
-            }
+            let at = first.entry((t.device, t.user)).or_insert(t.ts_ms);
+            *at = (*at).min(t.ts_ms);
         }
-        Self { first_link }
+        let mut links: HashMap<u32, Vec<(i64, u32)>> = HashMap::new();
+        for ((device, user), at) in first {
+            links.entry(device).or_default().push((at, user));
+        }
+        for l in links.values_mut() {
+            l.sort_unstable();
+        }
+        Self { links }
     }
 
-    /// The contract's rule: the logged-in user; else the device's linked user when the event is
-    /// at most the look-back before the first link; else the device itself.
+    /// The contract's rule: the logged-in user; else the user most recently linked to the
+    /// device (a shared device: by first time seen together, ties to the lower id); before any
+    /// link, the first linked user when the event is at most the look-back before that link;
+    /// else the device itself.
     fn resolve(&self, device: u32, user: u32, ts_ms: i64) -> Who {
         if user != 0 {
             return Who::User(user);
         }
-        match self.first_link.get(&device) {
+        let Some(links) = self.links.get(&device) else {
+            return Who::Visitor(device);
+        };
+        let linked = links.partition_point(|&(at, _)| at <= ts_ms);
+        if linked > 0 {
+            let latest = links[linked - 1].0;
+            let first_of_latest = links[..linked].partition_point(|&(at, _)| at < latest);
+            return Who::User(links[first_of_latest].1);
+        }
+        match links.first() {
             Some(&(at, u)) if ts_ms >= at - IDENTITY_LOOKBACK_DAYS * DAY_MS => Who::User(u),
             _ => Who::Visitor(device),
         }
@@ -116,7 +133,7 @@ pub(crate) fn write(
         let who = identity.resolve(t.device, t.user, t.ts_ms);
         if t.kind == TouchKind::Visit {
             visitors[d].insert(who);
-            visitors_real[d].insert(world.devices[t.device as usize].person);
+            visitors_real[d].insert(real_person(world, t));
         }
         if let Who::User(u) = who
             && created.get(&u).is_some_and(|c| t.ts_ms >= *c)
@@ -229,7 +246,8 @@ pub(crate) fn write(
         },
         "as_resolvable": {
             "persons": resolvable_persons(world, &identity),
-            "rule": "a device seen with a user id belongs to that user from 30 days before its first link; a device never linked is its own person (v:<visitor_id>)",
+            "rule": "a logged-in event belongs to its user; an anonymous one to the user most recently linked to its device (first seen together at or before the event), or before any link to the first linked user if at most 30 days earlier; a device never linked is its own person (v:<visitor_id>)",
+            "shared_devices": world.devices.iter().filter(|d| d.shared()).count(),
         },
         "rows": {
             "users": world.users.len(),
@@ -288,7 +306,9 @@ Written by `darkroom demo` from the simulation itself, before the logs were writ
 any fault was applied (never by reading the files back). Days are in the project time zone.
 
 - `summary.json`: seed, period, real-world totals and totals as the warehouse can resolve them
-  (with `web_devices_by_landing_channel`: each web visitor's first page view by the traffic
+  (`as_resolvable.rule` states the identity rule; `shared_devices` counts the household devices
+  a second member logs in on, whose owner's anonymous views then go to that member; with
+  `web_devices_by_landing_channel`: each web visitor's first page view by the traffic
   channel its referer and UTM tags give it), database row counts, log lines produced / written / lost / garbled, the planted leading
   indicators with their true effect and observed rates, the injected faults, database changes.
 - `daily.json`: per day: visitors (resolvable and real), daily active and engaged users,
@@ -306,6 +326,19 @@ fn count_by<'a>(items: impl Iterator<Item = &'a str>) -> BTreeMap<&'a str, u64> 
         *m.entry(i).or_default() += 1;
     }
     m
+}
+
+/// Who really made a touch: the logged-in user's person, else the device's owner (the only
+/// one who uses a device logged out).
+fn real_person(world: &World, t: &sim::Touch) -> u32 {
+    let owner = world.devices[t.device as usize].person;
+    match t.user {
+        0 => owner,
+        u => world
+            .users
+            .get(u as usize - 1)
+            .map_or(owner, |user| user.person),
+    }
 }
 
 fn resolvable_persons(world: &World, identity: &Identity) -> usize {
@@ -401,7 +434,7 @@ fn funnels(
         .map(|t| {
             (
                 identity.resolve(t.device, t.user, t.ts_ms),
-                world.devices[t.device as usize].person,
+                real_person(world, t),
                 t.ts_ms,
             )
         })

@@ -279,7 +279,8 @@ Faults (--fault, repeatable; times and dates in the project time zone, America/T
   schema-drift:change=rename|type|enum
                                    the production schema drifts (users.country renamed,
                                    photos.width becomes text, a new plan 'team')
-  db-unreachable:date=2026-02-24   the database is down during that night's run (recorded)
+  db-unreachable:date=2026-02-24   that night runs with the database down: its extract fails
+                                   and the next publish lists the night as degraded
 
 Example:
   darkroom demo shop --days 30 --users 2000 --fault loss:date=2026-01-20,fraction=0.1";

@@ -6,7 +6,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use chrono::NaiveDate;
 use darkroom_sources::{IngestContext, IngestReport};
 
-use crate::cli::{Cli, Command, DemoArgs, ExtractArgs, Format, IngestArgs};
+use crate::cli::{Cli, Command, ExtractArgs, Format, IngestArgs};
 use crate::exit;
 use crate::output::{bytes, print_json, print_rows};
 use crate::{progress, project};
@@ -14,7 +14,7 @@ use crate::{progress, project};
 pub async fn run(cli: Cli) -> Result<u8> {
     let explicit = cli.project.as_deref();
     match cli.command {
-        Command::Demo(args) => demo(args).await,
+        Command::Demo(args) => crate::demo::demo(args).await,
         Command::Init { dir } => init(&dir),
         Command::Validate { json } => validate(explicit, json),
         Command::Ingest(args) => ingest(explicit, args).await,
@@ -217,7 +217,7 @@ pub(crate) async fn extract_sources(
     (reports, failures)
 }
 
-fn print_table_report(t: &darkroom_extract::TableReport) {
+pub(crate) fn print_table_report(t: &darkroom_extract::TableReport) {
     match &t.error {
         None => {
             let mut notes = Vec::new();
@@ -364,7 +364,7 @@ async fn ingest_source_dates(
 
 /// Ingests every source of the project for each of `dates`, the sources in parallel (one
 /// task each; writes to the shared ledger take turns), with one progress bar on a terminal.
-async fn ingest_all_parallel(
+pub(crate) async fn ingest_all_parallel(
     project: &darkroom_config::Project,
     dates: &[NaiveDate],
     quiet: bool,
@@ -412,252 +412,7 @@ async fn ingest_all_parallel(
     Ok((reports, failures))
 }
 
-async fn demo(args: DemoArgs) -> Result<u8> {
-    let database = match &args.db {
-        Some(url) => crate::demo_db::kind(url)?,
-        None => darkroom_demo::DemoDatabase::Sqlite,
-    };
-    let opts = darkroom_demo::DemoOptions {
-        dir: args.dir.clone(),
-        days: args.days,
-        users: args.users,
-        seed: args.seed,
-        start: args.start,
-        faults: args.faults.clone(),
-        database,
-    };
-    if !args.json {
-        eprintln!(
-            "Generating the demo company into {} ({} days from {}, about {} users, seed {})...",
-            opts.dir.display(),
-            opts.days,
-            opts.start,
-            opts.users,
-            opts.seed
-        );
-    }
-    let spinner = if args.json || !std::io::stderr().is_terminal() {
-        indicatif::ProgressBar::hidden()
-    } else {
-        let spinner = indicatif::ProgressBar::new_spinner();
-        spinner.set_message("simulating the company day by day, writing logs and truth");
-        spinner.enable_steady_tick(std::time::Duration::from_millis(120));
-        spinner
-    };
-    let generated = {
-        let opts = opts.clone();
-        tokio::task::spawn_blocking(move || darkroom_demo::generate(&opts))
-            .await
-            .context("the demo generator stopped")?
-    };
-    spinner.finish_and_clear();
-    let generated = generated?;
-    let dir = opts.dir.display().to_string();
-    if !args.json {
-        println!(
-            "Wrote {dir}: {} people, {} users, {} log files ({} lines), {} and truth/ in {:.1}s",
-            generated.persons,
-            generated.users,
-            generated.log_files,
-            generated.log_lines,
-            generated.database.display(),
-            generated.seconds
-        );
-    }
-    if let Some(url) = &args.db {
-        let started = std::time::Instant::now();
-        let rows = crate::demo_db::load(&generated.database, url).await?;
-        let setting = darkroom_demo::url_setting(url);
-        darkroom_demo::write_project_file(&opts, &setting)?;
-        if !args.json {
-            println!(
-                "Loaded the database into {} ({rows} rows) in {:.1}s{}",
-                darkroom_extract::redact(url),
-                started.elapsed().as_secs_f64(),
-                if setting.starts_with("${") {
-                    "; darkroom.toml reads its URL from APP_DB_URL: export it to extract again"
-                } else {
-                    ""
-                }
-            );
-        }
-    }
-    let mut code = exit::OK;
-    let mut ingested = serde_json::Value::Null;
-    if !args.no_run {
-        let project = match &args.db {
-            None => project::load(Some(&opts.dir))?,
-            // the URL the user gave, for a darkroom.toml that reads it from APP_DB_URL
-            Some(url) => darkroom_config::Project::load_with_env(&opts.dir, &|name| {
-                if name == "APP_DB_URL" {
-                    Some(url.clone())
-                } else {
-                    std::env::var(name).ok()
-                }
-            })
-            .map_err(|d| anyhow!("{d}"))?,
-        };
-        let started = std::time::Instant::now();
-        let (first, last) = (opts.start, opts.end());
-        let in_period = |r: &IngestReport| (first..=last).contains(&r.file_date);
-        let (reports, failures) =
-            ingest_all_parallel(&project, &generated.file_dates, args.json).await?;
-        let mut per_source: std::collections::BTreeMap<&str, (u64, u64, u64, usize)> =
-            std::collections::BTreeMap::new();
-        for r in &reports {
-            let e = per_source.entry(r.source.as_str()).or_default();
-            e.0 += r.totals.rows;
-            e.1 += r.totals.quarantined;
-            e.2 += r.totals.lines;
-            e.3 += usize::from(!r.is_ok() && in_period(r));
-        }
-        if !args.json {
-            println!(
-                "Ingested every log source for every day in {:.1}s:",
-                started.elapsed().as_secs_f64()
-            );
-            for (source, (rows, quarantined, lines, not_ok)) in &per_source {
-                println!(
-                    "  raw_{source:<4} {rows:>10} rows from {lines} lines, {quarantined} quarantined, {not_ok} day(s) incomplete"
-                );
-            }
-            for f in &failures {
-                eprintln!("error: {f}");
-            }
-            for r in reports.iter().filter(|r| !r.is_ok() && in_period(r)) {
-                print_report(r);
-            }
-            for r in reports
-                .iter()
-                .filter(|r| !in_period(r) && r.totals.rows > 0)
-            {
-                println!(
-                    "  (raw_{} {}: {} rows written by a skewed clock, outside the generated days)",
-                    r.source, r.file_date, r.totals.rows
-                );
-            }
-        }
-        // Beyond the generated days only a skewed host has files: the others' are not missing.
-        let incomplete: Vec<String> = reports
-            .iter()
-            .filter(|r| !r.is_ok() && in_period(r))
-            .map(|r| format!("{} {}", r.source, r.file_date))
-            .collect();
-        // the production database, as of the last generated day
-        let extract_started = std::time::Instant::now();
-        let warehouse = project::warehouse(&project)?;
-        let databases: Vec<_> = project.databases.iter().collect();
-        let (extracts, extract_failures) =
-            extract_sources(&project, &warehouse, &databases, &[], Some(last), true).await;
-        let mut failures = failures;
-        failures.extend(extract_failures);
-        for t in extracts.iter().flat_map(|r| &r.tables) {
-            if let Some(e) = &t.error {
-                failures.push(format!("{}.{}: {e}", t.source, t.table));
-            }
-        }
-        if !args.json {
-            let tables: Vec<_> = extracts.iter().flat_map(|r| &r.tables).collect();
-            println!(
-                "Extracted {} database tables ({} rows) in {:.1}s: {}",
-                tables.len(),
-                tables.iter().map(|t| t.rows).sum::<u64>(),
-                extract_started.elapsed().as_secs_f64(),
-                tables
-                    .iter()
-                    .map(|t| t.warehouse_table.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-            for t in tables.iter().filter(|t| t.error.is_some()) {
-                print_table_report(t);
-            }
-        }
-        // the pipeline over every generated day: the orchestrator finds every ingest done
-        // (same files, same fingerprints), builds the models (each incremental model's
-        // dates in batches) and publishes the last night
-        let built = if failures.is_empty() {
-            let options = darkroom_pipeline::RunOptions {
-                kind: "demo".into(),
-                request: darkroom_pipeline::Request::Backfill {
-                    from: first,
-                    to: last,
-                },
-                reprocess: darkroom_pipeline::Reprocess::Missing,
-                force: false,
-                parallel: None,
-                dry_run: false,
-                vars: Default::default(),
-                args: serde_json::json!({"command": "demo", "from": first, "to": last}),
-            };
-            let store = darkroom_pipeline::Store::open_project(&project.root)?;
-            let observer = crate::pipeline::LazyLive::new(args.json);
-            let clock: std::sync::Arc<dyn darkroom_pipeline::Clock> =
-                std::sync::Arc::new(darkroom_pipeline::SystemClock);
-            match darkroom_pipeline::run(&project, &store, &warehouse, &options, clock, &observer)
-                .await
-            {
-                Ok(outcome) => {
-                    observer.finish();
-                    if !args.json {
-                        crate::pipeline::print_outcome(&outcome, false)?;
-                    }
-                    for t in outcome
-                        .summary
-                        .iter()
-                        .flat_map(|s| &s.tasks)
-                        .filter(|t| t.status == "failed" || t.status == "skipped")
-                    {
-                        failures.push(format!(
-                            "{}: {} {}",
-                            t.task,
-                            t.status,
-                            t.error.as_deref().unwrap_or("")
-                        ));
-                    }
-                    let summary = outcome.summary.as_ref();
-                    serde_json::json!({
-                        "run_id": outcome.run_id,
-                        "ok": outcome.ok(),
-                        "stages": summary.map(crate::pipeline::stages_json),
-                        "seconds": summary.map(|s| s.seconds),
-                    })
-                }
-                // e.g. an injected schema drift: the models no longer match the database
-                Err(e) => {
-                    failures.push(format!("pipeline: {e}"));
-                    serde_json::Value::Null
-                }
-            }
-        } else {
-            serde_json::Value::Null
-        };
-        if !args.json {
-            for f in failures.iter().filter(|f| f.starts_with("build/")) {
-                eprintln!("error: {f}");
-            }
-        }
-        code = if !failures.is_empty() {
-            exit::FAILED
-        } else if incomplete.is_empty() {
-            exit::OK
-        } else {
-            exit::INCOMPLETE
-        };
-        ingested = serde_json::json!({ "reports": reports.len(), "errors": failures,
-            "incomplete": incomplete, "extract": extracts, "pipeline": built });
-    }
-    if args.json {
-        print_json(&serde_json::json!({ "demo": generated, "ingest": ingested }))?;
-    } else {
-        println!(
-            "\nNext:\n  darkroom -C {dir} tables\n  darkroom -C {dir} query \"SELECT * FROM mart_daily_kpis ORDER BY event_date DESC LIMIT 7\"\n  darkroom -C {dir} status          # what is complete, the runs, the published night\n  darkroom -C {dir} health          # can the numbers be trusted? (try the demo with --fault)\n  darkroom -C {dir} metric          # the metrics each team owns; then e.g. metric dau --grain week\n  darkroom -C {dir} funnel activation --by platform   # visitor -> ... -> paid subscriber\n  darkroom -C {dir} docs            # the star schema: grain, columns, lineage\n  darkroom -C {dir} query \"SELECT event_date, count(*) AS page_views, count(DISTINCT cookie_vid) AS visitors FROM raw_web GROUP BY 1 ORDER BY 1 DESC LIMIT 7\"\n  darkroom -C {dir} query \"SELECT * FROM _ingest_ledger WHERE record = 'missing'\"\n  darkroom -C {dir} query \"SELECT plan, count(*) FROM raw_app_db_subscriptions GROUP BY 1\"\n  cat {dir}/truth/README.md      # what the warehouse must contain"
-        );
-    }
-    Ok(code)
-}
-
-fn print_report(r: &IngestReport) {
+pub(crate) fn print_report(r: &IngestReport) {
     let t = &r.totals;
     println!(
         "{} {}: {} — {} files, {} lines ({}), {} rows, {} quarantined, {:.1}s",

@@ -4,6 +4,7 @@
 mod analytics;
 mod cli;
 mod commands;
+mod demo;
 mod demo_db;
 mod health;
 mod models;

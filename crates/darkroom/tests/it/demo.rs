@@ -602,8 +602,25 @@ fn the_star_schema_matches_the_ground_truth_day_by_day() {
     assert!(
         p.count("SELECT count(*) FROM int_touches_resolved WHERE identified_by = 'lookback'") > 0
     );
-    // and the whole period's totals, from the facts themselves
+    // and household devices two members log in on: the owner's anonymous views after the
+    // second member's first login go to that member (the most recently linked), which the
+    // visitor counts above agree with
     let summary = truth(&dir, "summary");
+    assert!(
+        n(&summary["as_resolvable"]["shared_devices"]) > 0,
+        "{summary}"
+    );
+    assert!(
+        p.count(
+            "SELECT count(*) FROM int_touches_resolved t JOIN ( \
+               SELECT visitor_id, first_value(user_id ORDER BY first_linked_at, user_id) AS first_user \
+               FROM map_identity GROUP BY visitor_id HAVING count(*) > 1) m \
+             ON m.visitor_id = t.visitor_id \
+             WHERE t.identified_by = 'link' AND t.user_id <> m.first_user"
+        ) > 0,
+        "no anonymous view on a shared device went to its most recent user"
+    );
+    // and the whole period's totals, from the facts themselves
     for (fact, rows) in [
         ("fct_marketplace_sales", &summary["rows"]["sales"]),
         (
@@ -700,4 +717,64 @@ pub fn star_schema_matches_truth(dir: &Path, p: &TestProject) -> u64 {
         }
     }
     checked
+}
+
+/// `--fault db-unreachable:date=D` is enacted, not only recorded: the night of D runs while
+/// the production database cannot be reached, its extract fails and nothing is published that
+/// night; the nights after it are built again, the last one publishes with D listed as
+/// degraded, and `darkroom run --date D` repairs it once the database answers.
+#[test]
+fn an_unreachable_database_fails_its_night_and_the_next_publish_lists_it_degraded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("demo");
+    let (down, last) = ("2026-01-04", "2026-01-06");
+    let fault = format!("db-unreachable:date={down}");
+    let run = demo(
+        &dir,
+        &[
+            "--days", "6", "--users", "300", "--seed", "9", "--fault", &fault, "--json",
+        ],
+    );
+    assert_eq!(run.code, Some(1), "{}\n{}", run.stdout, run.stderr);
+    let report = run.json();
+    let runs = report["ingest"]["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 3, "{report}");
+    assert_eq!(runs[0]["ok"], true, "{report}");
+    assert_eq!(
+        runs[0]["request"]["backfill"]["to"], "2026-01-03",
+        "{report}"
+    );
+    assert_eq!(runs[1]["ok"], false, "{report}");
+    assert_eq!(runs[1]["request"]["run"], down, "{report}");
+    assert_eq!(runs[2]["ok"], true, "{report}");
+    assert_eq!(report["ingest"]["pipeline"], runs[2], "{report}");
+    let errors = report["ingest"]["errors"].to_string();
+    assert!(
+        errors.contains(&format!("extract/app_db/{down}")),
+        "the failed task is named: {errors}"
+    );
+    // the real database was never touched, nor a stand-in created
+    assert!(!dir.join("db/unreachable").exists());
+    database_matches(&dir, &TestProject::open(&dir));
+
+    let p = TestProject::open(&dir);
+    let health = p.run(&["health", "--json"]).json();
+    let degraded: Vec<&str> = health["degraded"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n["date"].as_str())
+        .collect();
+    assert_eq!(degraded, [down], "{health}");
+    let status = p.run(&["status", "--json"]).ok().json();
+    assert_eq!(status["published"], last, "{status}");
+    assert_eq!(status["runs"][1]["status"], "failed", "{status}");
+    assert_eq!(status["runs"][1]["dates"], down, "{status}");
+
+    // the database answers again: the night is run again and leaves the degraded list
+    p.run(&["run", "--date", down, "--json"]).ok();
+    let health = p.run(&["health", "--json"]).json();
+    assert_eq!(health["degraded"], Value::Array(vec![]), "{health}");
+    let status = p.run(&["status", "--json"]).ok().json();
+    assert_eq!(status["published"], last, "{status}");
 }
