@@ -292,33 +292,32 @@ async fn run_step(
     step: Step,
     json: bool,
 ) -> Result<(serde_json::Value, Vec<String>)> {
-    let (request, kind, down) = match step {
+    // what to run, as what kind of run, against which project, and how to name it
+    let (request, kind, down, args, described) = match step {
         Step::Backfill { from, to } => (
             darkroom_pipeline::Request::Backfill { from, to },
             "demo",
             None,
+            serde_json::json!({"command": "demo", "from": from, "to": to}),
+            serde_json::json!({"backfill": {"from": from, "to": to}}),
         ),
-        Step::Unreachable { night } => (
-            darkroom_pipeline::Request::Run { night },
-            "run",
-            Some(unreachable(project)),
-        ),
+        Step::Unreachable { night } => {
+            if !json {
+                println!(
+                    "The night of {night} runs with the production database unreachable (the \
+                     injected db-unreachable fault; retries skipped):"
+                );
+            }
+            (
+                darkroom_pipeline::Request::Run { night },
+                "run",
+                Some(unreachable(project)),
+                serde_json::json!({"command": "demo", "date": night, "fault": "db-unreachable"}),
+                serde_json::json!({"run": night, "database": "unreachable"}),
+            )
+        }
     };
     let project = down.as_ref().unwrap_or(project);
-    if let (Step::Unreachable { night }, false) = (step, json) {
-        println!(
-            "The night of {night} runs with the production database unreachable (the injected \
-             db-unreachable fault; retries skipped):"
-        );
-    }
-    let args = match step {
-        Step::Backfill { from, to } => {
-            serde_json::json!({"command": "demo", "from": from, "to": to})
-        }
-        Step::Unreachable { night } => {
-            serde_json::json!({"command": "demo", "date": night, "fault": "db-unreachable"})
-        }
-    };
     let options = darkroom_pipeline::RunOptions {
         kind: kind.into(),
         request,
@@ -360,10 +359,7 @@ async fn run_step(
             let summary = outcome.summary.as_ref();
             serde_json::json!({
                 "run_id": outcome.run_id,
-                "request": match step {
-                    Step::Backfill { from, to } => serde_json::json!({"backfill": {"from": from, "to": to}}),
-                    Step::Unreachable { night } => serde_json::json!({"run": night, "database": "unreachable"}),
-                },
+                "request": described,
                 "ok": outcome.ok(),
                 "stages": summary.map(crate::pipeline::stages_json),
                 "seconds": summary.map(|s| s.seconds),
